@@ -1,0 +1,56 @@
+"""Vendor clients: each vendor's HTTP contract, with no Airflow import anywhere below here.
+
+``VENDORS`` maps a vendor name to its contract class; a fifth vendor is one module plus one line.
+"""
+
+from __future__ import annotations
+
+from airflow_bgreplace.vendors.base import AsyncVendorClient, Endpoint, VendorApi, VendorClient
+from airflow_bgreplace.vendors.errors import (
+    AuthenticationError,
+    BgReplaceError,
+    CancelNotSupportedError,
+    DownloadError,
+    InvalidInputError,
+    InvalidRequestError,
+    JobFailedError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    StagingNotConfiguredError,
+    SubmissionUncertainError,
+    TransientError,
+    VendorError,
+)
+from airflow_bgreplace.vendors.fal import FalApi
+from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob
+
+VENDORS: dict[str, type[VendorApi]] = {
+    FalApi.vendor: FalApi,
+}
+
+__all__ = [
+    "VENDORS",
+    "AsyncVendorClient",
+    "AuthenticationError",
+    "BgReplaceError",
+    "CancelNotSupportedError",
+    "DownloadError",
+    "Endpoint",
+    "FalApi",
+    "InvalidInputError",
+    "InvalidRequestError",
+    "JobFailedError",
+    "JobState",
+    "JobStatus",
+    "NotFoundError",
+    "PaymentRequiredError",
+    "RateLimitError",
+    "StagingNotConfiguredError",
+    "SubmissionUncertainError",
+    "SubmittedJob",
+    "TransientError",
+    "VendorApi",
+    "VendorClient",
+    "VendorError",
+]

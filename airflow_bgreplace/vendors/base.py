@@ -1,0 +1,431 @@
+"""What every vendor contract has in common, and the sync/async clients that run any of them.
+
+A vendor module subclasses :class:`VendorApi`: it declares its endpoints (request models and
+prices), its auth header, how its errors and states look, and writes ``submit``/``status``/``cancel``
+as sans-IO operations (see :mod:`.transport`). :class:`VendorClient` and
+:class:`AsyncVendorClient` run those operations over HTTP with retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ipaddress
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Annotated, Any, ClassVar
+from urllib.parse import urlsplit
+
+import httpx
+from pydantic import BaseModel, BeforeValidator, ConfigDict
+from pydantic import ValidationError as PydanticValidationError
+
+from airflow_bgreplace.vendors.errors import (
+    AuthenticationError,
+    CancelNotSupportedError,
+    DownloadError,
+    InvalidInputError,
+    InvalidRequestError,
+    NotFoundError,
+    PaymentRequiredError,
+    RateLimitError,
+    TransientError,
+    VendorError,
+)
+from airflow_bgreplace.vendors.inputs import (
+    ImageSource,
+    LocalImage,
+    NoStager,
+    ReadablePath,
+    Stager,
+    is_data_uri,
+    is_remote_url,
+    load_local_image,
+)
+from airflow_bgreplace.vendors.retry import RetryPolicy, parse_retry_after
+from airflow_bgreplace.vendors.status import JobStatus, SubmittedJob
+from airflow_bgreplace.vendors.transport import (
+    ApiRequest,
+    AsyncDriver,
+    Connection,
+    ErrorTranslator,
+    Operation,
+    SyncDriver,
+)
+
+#: Result downloads: bounded in size and time (DEVELOPERS.md: downloads are always bounded).
+DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
+DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
+
+
+# --------------------------------------------------------------------------- request models
+
+
+def _check_image_source(value: Any) -> Any:
+    """Accept a URL, a data URI, a local path, bytes or a path-like object; keep it as given."""
+    if isinstance(value, str):
+        if not value:
+            raise ValueError("must not be empty")
+        if is_remote_url(value) or is_data_uri(value):
+            return value
+        if "://" in value:
+            raise ValueError(f"unsupported URL scheme in {value.split('://', 1)[0]!r} (use http(s) or a path)")
+        return value  # a local path; read (and checked) when the request is prepared
+    if isinstance(value, bytes | bytearray):
+        if not value:
+            raise ValueError("image bytes are empty")
+        return bytes(value)
+    if hasattr(value, "__fspath__") or isinstance(value, ReadablePath):
+        return value
+    raise ValueError(f"expected an image URL, path or bytes, got {type(value).__name__}")
+
+
+#: An image input field: http(s) URL, data URI, local path, ``ObjectStoragePath`` or bytes.
+ImageInput = Annotated[Any, BeforeValidator(_check_image_source)]
+
+
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def require_https(value: Any) -> Any:
+    """For vendors that document "HTTPS required"; http stays allowed on loopback (the sandbox)."""
+    if isinstance(value, str) and value.startswith("http://") and not is_loopback_url(value):
+        raise ValueError("the vendor requires an https:// URL")
+    return value
+
+
+class RequestModel(BaseModel):
+    """Base of the request models: unknown fields are errors, so typos never pass silently."""
+
+    model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One vendor endpoint (a model, or an operation of a vendor)."""
+
+    name: str
+    request_model: type[RequestModel]
+    #: Price per request in USD (documented or an assumption; see assumptions.py).
+    price_usd: float
+    #: Fields of ``request_model`` that hold an image input.
+    image_fields: tuple[str, ...]
+
+
+# --------------------------------------------------------------------------- the contract base
+
+
+class VendorApi(ErrorTranslator):
+    """A vendor's HTTP contract, without any I/O."""
+
+    vendor: ClassVar[str]
+    display_name: ClassVar[str]
+    default_base_url: ClassVar[str]
+    endpoints: ClassVar[dict[str, Endpoint]]
+    #: Whether the vendor has a public cancel (vendors/README.md §7).
+    supports_cancel: ClassVar[bool] = False
+    #: Whether local images may be sent inline as data URIs (else they are staged at a URL).
+    accepts_data_uris: ClassVar[bool] = False
+
+    def __init__(self, stager: Stager | None = None) -> None:
+        self.stager = stager
+
+    # -- description -------------------------------------------------------
+    @property
+    def default_endpoint(self) -> str | None:
+        return next(iter(self.endpoints)) if len(self.endpoints) == 1 else None
+
+    def endpoint(self, name: str | None) -> Endpoint:
+        name = name or self.default_endpoint
+        if name is None:
+            raise InvalidInputError(self.vendor, "?", "endpoint", f"choose one of {sorted(self.endpoints)}")
+        try:
+            return self.endpoints[name]
+        except KeyError:
+            raise InvalidInputError(
+                self.vendor, name, "endpoint", f"unknown endpoint; choose one of {sorted(self.endpoints)}"
+            ) from None
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- validation --------------------------------------------------------
+    def validate(self, endpoint: str | None, inputs: dict[str, Any]) -> RequestModel:
+        """Validate ``inputs`` against the endpoint's documented schema; name the bad field."""
+        spec = self.endpoint(endpoint)
+        try:
+            return spec.request_model.model_validate(inputs)
+        except PydanticValidationError as exc:
+            first = exc.errors()[0]
+            field = ".".join(str(part) for part in first["loc"]) or "(request)"
+            message = first["msg"]
+            if "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
+                shown = repr(first["input"])
+                message += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
+            raise InvalidInputError(self.vendor, spec.name, field, message) from exc
+
+    # -- preparing a request -----------------------------------------------
+    def resolve_image(self, endpoint: str, field: str, source: ImageSource) -> Operation[str]:
+        """Turn an image input into a URL or data URI the vendor accepts."""
+        if is_remote_url(source):
+            assert isinstance(source, str)
+            return source
+        if is_data_uri(source) and self.accepts_data_uris:
+            assert isinstance(source, str)
+            return source
+        try:
+            image = load_local_image(source, default_name=field)
+        except (ValueError, OSError) as exc:
+            raise InvalidInputError(self.vendor, endpoint, field, str(exc)) from exc
+        if self.accepts_data_uris:
+            return image.data_uri()
+        return (yield from self.stage(field, image))
+
+    def stage(self, field: str, image: LocalImage) -> Operation[str]:
+        stager = self.stager or NoStager(self.display_name, field)
+        return (yield from stager.stage(image))
+
+    @staticmethod
+    def fingerprint(endpoint: str, request: RequestModel) -> str:
+        """A stable hash of what was asked, with local images replaced by their content hash."""
+
+        def canonical(value: Any) -> Any:
+            if isinstance(value, bytes):
+                return "sha256:" + hashlib.sha256(value).hexdigest()
+            if isinstance(value, str | int | float | bool) or value is None:
+                return value
+            if isinstance(value, dict):
+                return {k: canonical(v) for k, v in value.items()}
+            if isinstance(value, list | tuple):
+                return [canonical(v) for v in value]
+            try:  # paths and ObjectStoragePaths: hash the content, not the name
+                return canonical(load_local_image(value).data)
+            except (ValueError, OSError):
+                return str(value)
+
+        body = json.dumps({"endpoint": endpoint, "inputs": canonical(request.model_dump())}, sort_keys=True)
+        return hashlib.sha256(body.encode()).hexdigest()
+
+    # -- the operations (sans-IO) ------------------------------------------
+    def submit(
+        self, endpoint: str | None, inputs: dict[str, Any], webhook_url: str | None = None
+    ) -> Operation[SubmittedJob]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def get_status(self, endpoint: str | None, job_id: str) -> Operation[JobStatus]:  # pragma: no cover
+        raise NotImplementedError
+
+    def cancel(self, endpoint: str | None, job_id: str) -> Operation[bool]:
+        """Ask the vendor to cancel; True if it accepted, False if the job had already ended."""
+        raise CancelNotSupportedError(
+            self.vendor, f"{self.display_name} has no public cancel; job {job_id} keeps running at the vendor"
+        )
+        yield  # pragma: no cover
+
+    def check_auth(self) -> Operation[None]:  # pragma: no cover - abstract
+        """A cheap authenticated call, for ``test_connection``."""
+        raise NotImplementedError
+
+    # -- errors --------------------------------------------------------------
+    def parse_error_body(self, response: httpx.Response) -> tuple[str | None, str]:
+        """(vendor error code, message) from an error answer; vendors override for their shapes."""
+        try:
+            body = response.json()
+        except ValueError:
+            return None, response.text[:300] or response.reason_phrase
+        return None, json.dumps(body)[:300]
+
+    def error_class(self, response: httpx.Response, code: str | None) -> type[VendorError]:
+        status = response.status_code
+        if status in (401, 403):
+            return AuthenticationError
+        if status == 402:
+            return PaymentRequiredError
+        if status == 404:
+            return NotFoundError
+        if status == 429:
+            return RateLimitError
+        if status in (400, 409, 413, 422) or 400 <= status < 500:
+            return InvalidRequestError
+        return TransientError
+
+    def error_from_response(self, response: httpx.Response) -> VendorError:
+        code, message = self.parse_error_body(response)
+        cls = self.error_class(response, code)
+        raw: Any
+        try:
+            raw = response.json()
+        except ValueError:
+            raw = response.text[:1000]
+        if cls is RateLimitError:
+            return RateLimitError(
+                self.vendor,
+                message,
+                retry_after=parse_retry_after(response.headers.get("Retry-After")),
+                status_code=response.status_code,
+                code=code,
+                raw=raw,
+            )
+        return cls(self.vendor, message, status_code=response.status_code, code=code, raw=raw)
+
+
+def now_utc() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """Vendors send ISO 8601 (with ``Z`` or ``+00:00``) or Unix seconds; tolerate both, never fail."""
+    if value is None or value == "":
+        return None
+    try:
+        if isinstance(value, int | float):
+            return datetime.fromtimestamp(float(value), timezone.utc)
+        return datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+# --------------------------------------------------------------------------- downloads
+
+
+def _download(api: VendorApi, url: str, max_bytes: int, timeout_s: float) -> Operation[bytes]:
+    if is_data_uri(url):
+        try:
+            return load_local_image(url).data
+        except ValueError as exc:
+            raise DownloadError(f"{api.vendor}: inline result is not valid base64: {exc}") from exc
+    if not is_remote_url(url):
+        raise DownloadError(f"{api.vendor}: result location is not an http(s) URL: {url[:60]}")
+    response = yield ApiRequest(
+        "GET",
+        url,
+        authenticated=False,
+        expect_json=False,
+        max_bytes=max_bytes,
+        timeout_s=timeout_s,
+        accept_statuses=frozenset({401, 403, 404, 410}),
+    )
+    if not response.is_success:
+        raise DownloadError(
+            f"{api.vendor}: result URL answered HTTP {response.status_code} (expired or withdrawn); "
+            "read the job status again for a fresh URL"
+        )
+    return response.content
+
+
+def _download_policy(timeout_s: float) -> RetryPolicy:
+    return RetryPolicy(max_attempts=4, base_delay_s=0.5, max_delay_s=8.0, deadline_s=timeout_s)
+
+
+# --------------------------------------------------------------------------- the clients
+
+
+class _ClientBase:
+    def __init__(
+        self,
+        api: VendorApi,
+        *,
+        api_key: str,
+        base_url: str | None = None,
+        timeout_s: float = 30.0,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        if not api_key:
+            raise AuthenticationError(api.vendor, "no API key configured (set the connection password)")
+        self.api = api
+        self.retry = retry or RetryPolicy()
+        self.connection = Connection(
+            base_url=(base_url or api.default_base_url).rstrip("/"),
+            auth_headers=api.auth_headers(api_key),
+            timeout_s=timeout_s,
+        )
+
+    @property
+    def vendor(self) -> str:
+        return self.api.vendor
+
+    def __repr__(self) -> str:  # never shows the key
+        return f"{type(self).__name__}(vendor={self.vendor!r}, base_url={self.connection.base_url!r})"
+
+
+class VendorClient(_ClientBase):
+    """Synchronous client over ``httpx.Client``: for workers and scripts."""
+
+    def __init__(self, api: VendorApi, *, http_client: httpx.Client | None = None, **kwargs: Any) -> None:
+        super().__init__(api, **kwargs)
+        self._driver = SyncDriver(self.connection, api, self.retry, http_client)
+
+    def __enter__(self) -> VendorClient:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._driver.close()
+
+    def submit(self, endpoint: str | None = None, *, webhook_url: str | None = None, **inputs: Any) -> SubmittedJob:
+        return self._driver.run(self.api.submit(endpoint, inputs, webhook_url))
+
+    def get_status(self, job_id: str, endpoint: str | None = None) -> JobStatus:
+        return self._driver.run(self.api.get_status(endpoint, job_id))
+
+    def cancel(self, job_id: str, endpoint: str | None = None) -> bool:
+        return self._driver.run(self.api.cancel(endpoint, job_id))
+
+    def check_auth(self) -> None:
+        self._driver.run(self.api.check_auth())
+
+    def download(
+        self, url: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES, timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
+    ) -> bytes:
+        return self._driver.run(_download(self.api, url, max_bytes, timeout_s), _download_policy(timeout_s))
+
+
+class AsyncVendorClient(_ClientBase):
+    """Asynchronous client over ``httpx.AsyncClient``: for triggers in the triggerer."""
+
+    def __init__(
+        self, api: VendorApi, *, http_client: httpx.AsyncClient | None = None, **kwargs: Any
+    ) -> None:
+        super().__init__(api, **kwargs)
+        self._driver = AsyncDriver(self.connection, api, self.retry, http_client)
+
+    async def __aenter__(self) -> AsyncVendorClient:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        await self._driver.aclose()
+
+    async def submit(
+        self, endpoint: str | None = None, *, webhook_url: str | None = None, **inputs: Any
+    ) -> SubmittedJob:
+        return await self._driver.run(self.api.submit(endpoint, inputs, webhook_url))
+
+    async def get_status(self, job_id: str, endpoint: str | None = None) -> JobStatus:
+        return await self._driver.run(self.api.get_status(endpoint, job_id))
+
+    async def cancel(self, job_id: str, endpoint: str | None = None) -> bool:
+        return await self._driver.run(self.api.cancel(endpoint, job_id))
+
+    async def check_auth(self) -> None:
+        await self._driver.run(self.api.check_auth())
+
+    async def download(
+        self, url: str, *, max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES, timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
+    ) -> bytes:
+        return await self._driver.run(_download(self.api, url, max_bytes, timeout_s), _download_policy(timeout_s))
+
+
+ApiFactory = Callable[..., VendorApi]

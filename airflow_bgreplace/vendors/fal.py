@@ -1,0 +1,174 @@
+"""fal.ai queue API for ``bria/replace-background`` (contract: ``shared/vendors/fal.md``).
+
+fal has no failed or cancelled state: a failed request is ``COMPLETED`` with ``error`` /
+``error_type`` in its status, or a result GET that answers an error (fal.md §5-6).
+"""
+
+from __future__ import annotations
+
+from typing import Any, ClassVar
+from urllib.parse import quote
+
+import httpx
+from pydantic import Field
+
+from airflow_bgreplace.vendors import assumptions
+from airflow_bgreplace.vendors.base import Endpoint, ImageInput, RequestModel, VendorApi, now_utc
+from airflow_bgreplace.vendors.errors import NotFoundError
+from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
+from airflow_bgreplace.vendors.transport import ApiRequest, Operation
+
+DEFAULT_QUEUE_URL = "https://queue.fal.run"
+DEFAULT_REST_URL = "https://rest.fal.ai"
+MODEL_ID = "bria/replace-background"
+
+_STEPS_MIN, _STEPS_MAX = assumptions.FAL_STEPS_RANGE
+
+
+class FalReplaceBackgroundRequest(RequestModel):
+    """Input of ``bria/replace-background`` (seed 003).
+
+    fal marks nothing required and gives ``image_url`` a sample default; we require both
+    ``image_url`` and ``prompt`` so that a forgotten image never silently restages fal's sample
+    coffee machine (fal.md §4 gotcha).
+    """
+
+    image_url: ImageInput = Field(description="Product photo: URL, data URI, path or bytes (sent inline).")
+    prompt: str = Field(min_length=1, description="Description of the new background scene.")
+    negative_prompt: str = ""
+    seed: int | None = Field(default=None, ge=0, le=2**32 - 1)
+    steps_num: int | None = Field(default=None, ge=_STEPS_MIN, le=_STEPS_MAX)
+    sync_mode: bool = False
+
+
+_STATES = {
+    "IN_QUEUE": JobState.queued,
+    "IN_PROGRESS": JobState.running,
+    "COMPLETED": JobState.succeeded,  # refined by error presence and the result GET
+}
+
+
+class FalApi(VendorApi):
+    vendor: ClassVar[str] = "fal"
+    display_name: ClassVar[str] = "fal.ai"
+    default_base_url: ClassVar[str] = DEFAULT_QUEUE_URL
+    supports_cancel: ClassVar[bool] = True
+    accepts_data_uris: ClassVar[bool] = True
+    endpoints: ClassVar[dict[str, Endpoint]] = {
+        MODEL_ID: Endpoint(
+            name=MODEL_ID,
+            request_model=FalReplaceBackgroundRequest,
+            price_usd=assumptions.FAL.price_usd[MODEL_ID],
+            image_fields=("image_url",),
+        )
+    }
+
+    def auth_headers(self, api_key: str) -> dict[str, str]:
+        return {"Authorization": f"Key {api_key}"}
+
+    @staticmethod
+    def _requests_path(job_id: str) -> str:
+        return f"/{MODEL_ID}/requests/{quote(job_id, safe='')}"
+
+    def submit(
+        self, endpoint: str | None, inputs: dict[str, Any], webhook_url: str | None = None
+    ) -> Operation[SubmittedJob]:
+        request = self.validate(endpoint, inputs)
+        fingerprint = self.fingerprint(MODEL_ID, request)
+        body = request.model_dump(exclude_none=True)
+        body["image_url"] = yield from self.resolve_image(MODEL_ID, "image_url", body["image_url"])
+        answer = yield ApiRequest(
+            "POST",
+            f"/{MODEL_ID}",
+            json=body,
+            params={"fal_webhook": webhook_url} if webhook_url else None,
+            is_submit=True,
+            fingerprint=fingerprint,
+        )
+        data = answer.json()
+        return SubmittedJob(
+            vendor=self.vendor,
+            endpoint=MODEL_ID,
+            job_id=str(data["request_id"]),
+            fingerprint=fingerprint,
+            submitted_at=now_utc(),
+            initial_state=map_state(_STATES, data.get("status", "IN_QUEUE")),
+            raw=data,
+        )
+
+    def get_status(self, endpoint: str | None, job_id: str) -> Operation[JobStatus]:
+        answer = yield ApiRequest("GET", self._requests_path(job_id) + "/status")
+        data = answer.json()
+        state = map_state(_STATES, data.get("status"))
+        fields: dict[str, Any] = {
+            "queue_position": data.get("queue_position"),
+            "duration_s": (data.get("metrics") or {}).get("inference_time"),
+            "raw": {"status": data},
+        }
+        if state is JobState.succeeded and (data.get("error") or data.get("error_type")):
+            cancelled = data.get("error_type") == assumptions.FAL_CANCELLED_ERROR_TYPE
+            state = JobState.cancelled if cancelled else JobState.failed
+            fields.update(error_code=data.get("error_type"), error_message=data.get("error"))
+        elif state is JobState.succeeded:
+            # Only the result GET tells success from a failure that left no error in the status.
+            result = yield ApiRequest(
+                "GET", self._requests_path(job_id), accept_statuses=frozenset(range(400, 500))
+            )
+            fields["raw"] = {"status": data, "result": result.json()}
+            if result.is_success:
+                fields["result_urls"] = result_urls(result.json())
+            else:
+                code, message = self.parse_error_body(result)
+                state = JobState.cancelled if code == assumptions.FAL_CANCELLED_ERROR_TYPE else JobState.failed
+                fields.update(error_code=code, error_message=message, retryable=_retryable(result))
+        return JobStatus(vendor=self.vendor, endpoint=MODEL_ID, job_id=job_id, state=state, **fields)
+
+    def cancel(self, endpoint: str | None, job_id: str) -> Operation[bool]:
+        answer = yield ApiRequest(
+            "PUT", self._requests_path(job_id) + "/cancel", accept_statuses=frozenset({400, 404})
+        )
+        if answer.status_code == 404:
+            raise NotFoundError(self.vendor, f"request {job_id} not found", status_code=404, raw=answer.json())
+        # 400 ALREADY_COMPLETED: nothing left to cancel (fal.md §10, assumption).
+        return answer.status_code != 400
+
+    def check_auth(self) -> Operation[None]:
+        # fal has no "who am I" call on the queue host: a status read of an unknown id answers
+        # 404 with a valid key and 401/403 without one.
+        yield ApiRequest(
+            "GET", self._requests_path("00000000-0000-0000-0000-000000000000") + "/status",
+            accept_statuses=frozenset({404}),
+        )
+
+    def parse_error_body(self, response: httpx.Response) -> tuple[str | None, str]:
+        try:
+            body = response.json()
+        except ValueError:
+            return response.headers.get("X-Fal-Error-Type"), response.text[:300] or response.reason_phrase
+        detail = body.get("detail") if isinstance(body, dict) else None
+        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
+            first = detail[0]
+            where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
+            message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+            return first.get("type"), message
+        code = (body.get("error_type") if isinstance(body, dict) else None) or response.headers.get(
+            "X-Fal-Error-Type"
+        )
+        return code, str(detail if detail is not None else body)[:300]
+
+
+def result_urls(output: dict[str, Any]) -> list[str]:
+    """``image.url`` first, then any further ``images[].url`` (fal.md §4)."""
+    urls: list[str] = []
+    image = output.get("image")
+    if isinstance(image, dict) and image.get("url"):
+        urls.append(str(image["url"]))
+    for item in output.get("images") or []:
+        if isinstance(item, dict) and item.get("url") and item["url"] not in urls:
+            urls.append(str(item["url"]))
+    return urls
+
+
+def _retryable(response: httpx.Response) -> bool | None:
+    value = response.headers.get("X-Fal-Retryable")
+    return None if value is None else value.lower() == "true"
