@@ -23,10 +23,16 @@ from airflow_bgreplace.vendors.errors import (
     VendorError,
 )
 from airflow_bgreplace.vendors.fal import FalApi
+from airflow_bgreplace.vendors.fashn import FashnApi
+from airflow_bgreplace.vendors.imagepipeline import ImagePipelineApi
+from airflow_bgreplace.vendors.runflow import RunflowApi
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob
 
 VENDORS: dict[str, type[VendorApi]] = {
+    RunflowApi.vendor: RunflowApi,
+    FashnApi.vendor: FashnApi,
     FalApi.vendor: FalApi,
+    ImagePipelineApi.vendor: ImagePipelineApi,
 }
 
 __all__ = [
@@ -38,6 +44,8 @@ __all__ = [
     "DownloadError",
     "Endpoint",
     "FalApi",
+    "FashnApi",
+    "ImagePipelineApi",
     "InvalidInputError",
     "InvalidRequestError",
     "JobFailedError",
@@ -46,6 +54,7 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "RateLimitError",
+    "RunflowApi",
     "StagingNotConfiguredError",
     "SubmissionUncertainError",
     "SubmittedJob",

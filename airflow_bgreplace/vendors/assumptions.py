@@ -123,3 +123,30 @@ FAL_STEPS_RANGE = (1, 50)
 
 #: ImagePipeline: without ``recolor`` a remove job's result_url equals its cutout_url (assumption).
 IMAGEPIPELINE_REMOVE_RESULT_IS_CUTOUT = True
+
+#: What a submit beyond ``concurrency`` does, per vendor: ``queue`` = waits in the queued state
+#: (documented: runflow.md §9, fal.md §9); ``reject`` = answered 429 and not created (documented for
+#: FASHN, fashn.md §8; assumption for ImagePipeline, imagepipeline.md §8 "over-limit submits → 429
+#: with Retry-After"). The sandbox also knows ``fail`` (job created, then failed with the vendor's
+#: concurrency code), ImagePipeline's other documented form (imagepipeline.md §7).
+OVER_CONCURRENCY: dict[str, str] = {
+    "runflow": "queue",
+    "fashn": "reject",
+    "fal": "queue",
+    "imagepipeline": "reject",
+}
+#: FASHN ``GET /v1/credits``: 30 requests per 10 s (documented, fashn.md §8).
+FASHN_CREDITS_RATE: tuple[int, float] = (30, 10.0)
+#: FASHN: credits one background-change/remove prediction costs (documented "Credits: 1", fashn.md §4).
+FASHN_CREDITS_PER_JOB = 1
+
+#: Runflow: failure codes of a failed run worth submitting again. vendors/README.md §10 assumes
+#: "5xx / MODEL_UNAVAILABLE only"; any other code is treated as not retryable.
+RUNFLOW_RETRYABLE_FAILURE_CODES: frozenset[str] = frozenset({"MODEL_UNAVAILABLE"})
+#: Runflow: the run record's ``cost`` (documented only as ``"<string>"``, runflow.md §3) is read as
+#: a decimal amount in USD, the currency of every published Runflow price.
+RUNFLOW_RUN_COST_IS_USD = True
+
+#: FASHN: runtime ``error.name`` values of a failed prediction worth submitting again
+#: (vendors/README.md §10; fashn.md §7.2 says "retry" for PipelineError).
+FASHN_RETRYABLE_ERROR_NAMES: frozenset[str] = frozenset({"PipelineError", "ThirdPartyError", "InternalServerError"})

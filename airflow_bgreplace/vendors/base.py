@@ -8,13 +8,15 @@ as sans-IO operations (see :mod:`.transport`). :class:`VendorClient` and
 
 from __future__ import annotations
 
+import enum
 import hashlib
 import ipaddress
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from typing import Annotated, Any, ClassVar
+from pathlib import PurePosixPath
+from typing import Annotated, Any, ClassVar, Literal, TypeVar
 from urllib.parse import urlsplit
 
 import httpx
@@ -30,10 +32,12 @@ from airflow_bgreplace.vendors.errors import (
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
+    SubmissionUncertainError,
     TransientError,
     VendorError,
 )
 from airflow_bgreplace.vendors.inputs import (
+    MAX_INPUT_BYTES,
     ImageSource,
     LocalImage,
     NoStager,
@@ -58,6 +62,8 @@ from airflow_bgreplace.vendors.transport import (
 DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
 DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
 
+
+T = TypeVar("T")
 
 # --------------------------------------------------------------------------- request models
 
@@ -85,6 +91,20 @@ def _check_image_source(value: Any) -> Any:
 ImageInput = Annotated[Any, BeforeValidator(_check_image_source)]
 
 
+def _not_a_boolean(value: Any) -> Any:
+    # Pydantic reads True as 1; for a colour channel, a seed or an opacity that is always a mistake.
+    if isinstance(value, bool):
+        raise ValueError("expected a number, got a boolean")
+    return value
+
+
+#: A whole-number input. Numeric strings are accepted (Airflow templates render strings) and
+#: sent as numbers; booleans and fractions are refused.
+IntInput = Annotated[int, BeforeValidator(_not_a_boolean)]
+#: A number input, with the same rules as :data:`IntInput`.
+FloatInput = Annotated[float, BeforeValidator(_not_a_boolean)]
+
+
 def is_loopback_url(url: str) -> bool:
     host = urlsplit(url).hostname or ""
     if host == "localhost":
@@ -108,6 +128,19 @@ class RequestModel(BaseModel):
     model_config = ConfigDict(extra="forbid", arbitrary_types_allowed=True, frozen=True)
 
 
+class RequestFieldError(ValueError):
+    """Raised by a model validator to blame named fields.
+
+    Pydantic reports a model-level error without a location; :meth:`VendorApi.validate` reads
+    ``fields`` from this error so that the :class:`InvalidInputError` still names them.
+    """
+
+    def __init__(self, fields: tuple[str, ...] | list[str], message: str) -> None:
+        super().__init__(message)
+        self.fields = tuple(fields)
+        self.message = message
+
+
 @dataclass(frozen=True)
 class Endpoint:
     """One vendor endpoint (a model, or an operation of a vendor)."""
@@ -123,6 +156,16 @@ class Endpoint:
 # --------------------------------------------------------------------------- the contract base
 
 
+class _Default(enum.Enum):
+    """Marks an argument left out, where ``None`` is a meaningful choice."""
+
+    unset = "unset"
+
+
+#: ``VendorApi(stager=DEFAULT_STAGER)``: the vendor's own default (see :meth:`VendorApi.default_stager`).
+DEFAULT_STAGER = _Default.unset
+
+
 class VendorApi(ErrorTranslator):
     """A vendor's HTTP contract, without any I/O."""
 
@@ -134,9 +177,17 @@ class VendorApi(ErrorTranslator):
     supports_cancel: ClassVar[bool] = False
     #: Whether local images may be sent inline as data URIs (else they are staged at a URL).
     accepts_data_uris: ClassVar[bool] = False
+    #: The vendor's own error codes that decide the error class whatever the HTTP status.
+    error_classes: ClassVar[dict[str, type[VendorError]]] = {}
 
-    def __init__(self, stager: Stager | None = None) -> None:
-        self.stager = stager
+    def __init__(self, stager: Stager | Literal[_Default.unset] | None = DEFAULT_STAGER) -> None:
+        """``stager=None`` stages nothing (local images are refused with advice); leaving it out
+        uses the vendor's :meth:`default_stager`."""
+        self.stager = self.default_stager() if stager is DEFAULT_STAGER else stager
+
+    def default_stager(self) -> Stager | None:
+        """The stager used when none is configured; a vendor with its own upload endpoint overrides it."""
+        return None
 
     # -- description -------------------------------------------------------
     @property
@@ -166,7 +217,11 @@ class VendorApi(ErrorTranslator):
         except PydanticValidationError as exc:
             first = exc.errors()[0]
             field = ".".join(str(part) for part in first["loc"]) or "(request)"
-            message = first["msg"]
+            message = first["msg"].removeprefix("Value error, ")
+            blamed = first.get("ctx", {}).get("error")
+            if isinstance(blamed, RequestFieldError):
+                field = ", ".join(blamed.fields) or field
+                message = blamed.message
             if "input" in first and first["type"] not in ("missing",) and not isinstance(first["input"], dict):
                 shown = repr(first["input"])
                 message += f" (got {shown[:80]}{'...' if len(shown) > 80 else ''})"
@@ -193,6 +248,34 @@ class VendorApi(ErrorTranslator):
         stager = self.stager or NoStager(self.display_name, field)
         return (yield from stager.stage(image))
 
+    def load_image(self, endpoint: str, field: str, source: ImageSource) -> Operation[LocalImage]:
+        """The bytes of an image input, fetched first when it is a URL.
+
+        For vendors that take images packed (Runflow's zip): the bytes must pass through us.
+        The fetch never carries the vendor's key and is bounded like every input.
+        """
+        if not is_remote_url(source):
+            try:
+                return load_local_image(source, default_name=field)
+            except (ValueError, OSError) as exc:
+                raise InvalidInputError(self.vendor, endpoint, field, str(exc)) from exc
+        assert isinstance(source, str)
+        answer = yield ApiRequest(
+            "GET",
+            source,
+            authenticated=False,
+            expect_json=False,
+            max_bytes=MAX_INPUT_BYTES,
+            accept_statuses=frozenset(range(400, 500)),
+        )
+        shown = source.split("?", 1)[0]  # presigned URLs carry secrets in the query
+        if not answer.is_success:
+            raise InvalidInputError(self.vendor, endpoint, field, f"could not fetch {shown}: HTTP {answer.status_code}")
+        try:
+            return load_local_image(answer.content, default_name=PurePosixPath(urlsplit(source).path).name or field)
+        except ValueError as exc:
+            raise InvalidInputError(self.vendor, endpoint, field, f"{shown}: {exc}") from exc
+
     @staticmethod
     def fingerprint(endpoint: str, request: RequestModel) -> str:
         """A stable hash of what was asked, with local images replaced by their content hash."""
@@ -213,6 +296,36 @@ class VendorApi(ErrorTranslator):
 
         body = json.dumps({"endpoint": endpoint, "inputs": canonical(request.model_dump())}, sort_keys=True)
         return hashlib.sha256(body.encode()).hexdigest()
+
+    # -- reading answers -----------------------------------------------------
+    def read_object(self, response: httpx.Response) -> dict[str, Any]:
+        """The JSON object of a 2xx answer; any other JSON is an unreadable (transient) answer."""
+        data = response.json()
+        if not isinstance(data, dict):
+            raise TransientError(
+                self.vendor, f"expected a JSON object, got {type(data).__name__}", status_code=response.status_code
+            )
+        return data
+
+    def accepted_job(self, request: ApiRequest, response: httpx.Response, id_field: str) -> tuple[str, dict[str, Any]]:
+        """(job id, body) of a submit's 2xx answer.
+
+        An answer without an id means the vendor took the request but we cannot follow the job:
+        that is a :class:`SubmissionUncertainError`, never a reason to submit again.
+        """
+        data = response.json()
+        job_id = data.get(id_field) if isinstance(data, dict) else None
+        if not isinstance(data, dict) or job_id in (None, ""):
+            raise SubmissionUncertainError(
+                self.vendor,
+                f"submit answered HTTP {response.status_code} without {id_field!r}; not resent to avoid "
+                f"paying twice. Find the job by {request.submission_ref or 'its fingerprint'}",
+                submission_ref=request.submission_ref,
+                fingerprint=request.fingerprint,
+                status_code=response.status_code,
+                raw=data,
+            )
+        return str(job_id), data
 
     # -- the operations (sans-IO) ------------------------------------------
     def submit(
@@ -244,6 +357,8 @@ class VendorApi(ErrorTranslator):
         return None, json.dumps(body)[:300]
 
     def error_class(self, response: httpx.Response, code: str | None) -> type[VendorError]:
+        if code is not None and code in self.error_classes:
+            return self.error_classes[code]
         status = response.status_code
         if status in (401, 403):
             return AuthenticationError
@@ -275,6 +390,54 @@ class VendorApi(ErrorTranslator):
                 raw=raw,
             )
         return cls(self.vendor, message, status_code=response.status_code, code=code, raw=raw)
+
+
+def error_json(response: httpx.Response) -> Any:
+    """The JSON of an error answer, or None when it has none (proxies answer HTML)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None
+
+
+def plain_error_message(response: httpx.Response) -> str:
+    return response.text[:300] or response.reason_phrase
+
+
+def describe_validation_errors(items: list[Any], skip: tuple[str, ...] = ("body",)) -> tuple[str | None, str]:
+    """(type, "field: message") of the first item of a Pydantic/FastAPI style error list.
+
+    Items look like ``{"loc": ["body", "input", "color_red"], "msg": "...", "type": "..."}``
+    (fal, ImagePipeline, and by assumption Runflow); leading ``skip`` parts of ``loc`` are the
+    request envelope, not the field.
+    """
+    first = items[0]
+    if not isinstance(first, dict):
+        return None, str(first)[:300]
+    loc = [str(part) for part in first.get("loc") or []]
+    while loc and loc[0] in skip:
+        loc.pop(0)
+    where = ".".join(loc)
+    message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
+    if len(items) > 1:
+        message += f" (+{len(items) - 1} more)"
+    return first.get("type"), message
+
+
+def object_field(data: dict[str, Any], key: str) -> dict[str, Any]:
+    """``data[key]`` when it is a JSON object, else an empty one (vendors send null, omit it, or a string)."""
+    value = data.get(key)
+    return value if isinstance(value, dict) else {}
+
+
+def as_float(value: Any) -> float | None:
+    """A number the vendor sent as a number or a decimal string; anything else is None."""
+    if isinstance(value, bool) or value is None:
+        return None
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
 
 
 def now_utc() -> datetime:
@@ -372,6 +535,10 @@ class VendorClient(_ClientBase):
     def close(self) -> None:
         self._driver.close()
 
+    def run(self, operation: Operation[T]) -> T:
+        """Run any operation of ``self.api`` (e.g. :func:`~.polling.wait_for_terminal`)."""
+        return self._driver.run(operation)
+
     def submit(self, endpoint: str | None = None, *, webhook_url: str | None = None, **inputs: Any) -> SubmittedJob:
         return self._driver.run(self.api.submit(endpoint, inputs, webhook_url))
 
@@ -407,6 +574,10 @@ class AsyncVendorClient(_ClientBase):
 
     async def aclose(self) -> None:
         await self._driver.aclose()
+
+    async def run(self, operation: Operation[T]) -> T:
+        """Run any operation of ``self.api`` (e.g. :func:`~.polling.wait_for_terminal`)."""
+        return await self._driver.run(operation)
 
     async def submit(
         self, endpoint: str | None = None, *, webhook_url: str | None = None, **inputs: Any

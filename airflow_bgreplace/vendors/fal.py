@@ -13,7 +13,16 @@ import httpx
 from pydantic import Field
 
 from airflow_bgreplace.vendors import assumptions
-from airflow_bgreplace.vendors.base import Endpoint, ImageInput, RequestModel, VendorApi, now_utc
+from airflow_bgreplace.vendors.base import (
+    Endpoint,
+    ImageInput,
+    RequestModel,
+    VendorApi,
+    describe_validation_errors,
+    error_json,
+    now_utc,
+    plain_error_message,
+)
 from airflow_bgreplace.vendors.errors import NotFoundError
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
@@ -77,7 +86,7 @@ class FalApi(VendorApi):
         fingerprint = self.fingerprint(MODEL_ID, request)
         body = request.model_dump(exclude_none=True)
         body["image_url"] = yield from self.resolve_image(MODEL_ID, "image_url", body["image_url"])
-        answer = yield ApiRequest(
+        submit = ApiRequest(
             "POST",
             f"/{MODEL_ID}",
             json=body,
@@ -85,11 +94,12 @@ class FalApi(VendorApi):
             is_submit=True,
             fingerprint=fingerprint,
         )
-        data = answer.json()
+        answer = yield submit
+        job_id, data = self.accepted_job(submit, answer, "request_id")
         return SubmittedJob(
             vendor=self.vendor,
             endpoint=MODEL_ID,
-            job_id=str(data["request_id"]),
+            job_id=job_id,
             fingerprint=fingerprint,
             submitted_at=now_utc(),
             initial_state=map_state(_STATES, data.get("status", "IN_QUEUE")),
@@ -141,16 +151,12 @@ class FalApi(VendorApi):
         )
 
     def parse_error_body(self, response: httpx.Response) -> tuple[str | None, str]:
-        try:
-            body = response.json()
-        except ValueError:
-            return response.headers.get("X-Fal-Error-Type"), response.text[:300] or response.reason_phrase
+        body = error_json(response)
+        if body is None:
+            return response.headers.get("X-Fal-Error-Type"), plain_error_message(response)
         detail = body.get("detail") if isinstance(body, dict) else None
-        if isinstance(detail, list) and detail and isinstance(detail[0], dict):
-            first = detail[0]
-            where = ".".join(str(p) for p in first.get("loc", []) if p != "body")
-            message = f"{where}: {first.get('msg')}" if where else str(first.get("msg"))
-            return first.get("type"), message
+        if isinstance(detail, list) and detail:
+            return describe_validation_errors(detail)
         code = (body.get("error_type") if isinstance(body, dict) else None) or response.headers.get(
             "X-Fal-Error-Type"
         )

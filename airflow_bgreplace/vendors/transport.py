@@ -59,9 +59,6 @@ class ApiRequest:
     fingerprint: str = ""
 
 
-Operation = Generator[ApiRequest, httpx.Response, T]
-
-
 @dataclass(frozen=True)
 class Send:
     request: ApiRequest
@@ -70,6 +67,10 @@ class Send:
 @dataclass(frozen=True)
 class Sleep:
     seconds: float
+
+
+#: A vendor operation: yields requests (and, in polling loops, sleeps), returns its result.
+Operation = Generator[ApiRequest | Sleep, httpx.Response, T]
 
 
 Action = Send | Sleep
@@ -109,13 +110,25 @@ def run_with_retries(
     policy: RetryPolicy,
     clock: Callable[[], float] = time.monotonic,
 ) -> Generator[Action, httpx.Response | None, T]:
-    """Drive ``operation``; retry each of its requests according to ``policy``."""
-    started = clock()
+    """Drive ``operation``; retry each of its requests according to ``policy``.
+
+    An operation may also yield :class:`Sleep` (polling loops): it is passed through untouched.
+    The policy's deadline bounds the retries of each request, not the whole operation.
+    """
     try:
-        request = next(operation)
+        step = next(operation)
     except StopIteration as done:
         return done.value
     while True:
+        if isinstance(step, Sleep):
+            yield step
+            try:
+                step = operation.send(None)  # type: ignore[arg-type]
+            except StopIteration as done:
+                return done.value
+            continue
+        request = step
+        started = clock()
         attempt = 0
         while True:
             attempt += 1
@@ -155,7 +168,7 @@ def run_with_retries(
                 raise error
             yield Sleep(delay)
         try:
-            request = operation.send(response)
+            step = operation.send(response)
         except StopIteration as done:
             return done.value
 
