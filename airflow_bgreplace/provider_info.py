@@ -26,6 +26,11 @@ COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "once it may have reached the vendor).",
         "schema": {"type": ["integer", "null"], "default": 5},
     },
+    "retry_base_delay_s": {
+        "label": "Retry base delay (s)",
+        "description": "First backoff delay; doubles per attempt (full jitter) up to 32 s. Retry-After wins.",
+        "schema": {"type": ["number", "null"], "default": 1},
+    },
     "retry_deadline_s": {
         "label": "Retry deadline (s)",
         "description": "Total time one call may spend in retries.",

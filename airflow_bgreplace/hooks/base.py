@@ -58,6 +58,7 @@ class BgReplaceHook(BaseHook):
     def _client_kwargs(self, conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
         retry = self._retry or RetryPolicy(
             max_attempts=int(extra.get("retry_max_attempts") or 5),
+            base_delay_s=float(extra.get("retry_base_delay_s") or 1.0),
             deadline_s=float(extra.get("retry_deadline_s") or 120),
         )
         return {

@@ -23,7 +23,7 @@ from airflow_bgreplace.vendors.base import (
     now_utc,
     plain_error_message,
 )
-from airflow_bgreplace.vendors.errors import NotFoundError
+from airflow_bgreplace.vendors.errors import NotFoundError, PaymentRequiredError, VendorError
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
 
@@ -149,6 +149,12 @@ class FalApi(VendorApi):
             "GET", self._requests_path("00000000-0000-0000-0000-000000000000") + "/status",
             accept_statuses=frozenset({404}),
         )
+
+    def error_class(self, response: httpx.Response, code: str | None) -> type[VendorError]:
+        # fal locks an account whose credit ran out and answers 403 (fal.md §8, assumption on the body).
+        if response.status_code == 403 and "balance" in response.text.lower():
+            return PaymentRequiredError
+        return super().error_class(response, code)
 
     def parse_error_body(self, response: httpx.Response) -> tuple[str | None, str]:
         body = error_json(response)

@@ -173,11 +173,6 @@ class FashnApi(VendorApi):
         code = name if isinstance(name, str) else None
         return code, str(body.get("message") or name or body)[:300]
 
-    def submit_rejected_without_job(self, response: httpx.Response) -> bool:
-        """An answer in FASHN's own error shape comes from its API layer: no prediction exists."""
-        code, _ = self.parse_error_body(response)
-        return code in self.error_classes
-
 
 def _runtime_error(error: Any) -> tuple[str | None, str | None]:
     """``{name, message}`` per the docs and SDK; a plain string per a third-party OpenAPI (fashn.md §5)."""

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from airflow_bgreplace.vendors.base import VendorApi
+from airflow_bgreplace.vendors.errors import RateLimitError, TransientError
 from airflow_bgreplace.vendors.status import JobStatus
 from airflow_bgreplace.vendors.transport import Operation, Sleep
 
@@ -43,14 +44,27 @@ def wait_for_terminal(
     deadline_epoch: float | None,
     on_status: Callable[[JobStatus], None] | None = None,
     clock: Callable[[], float] = time.time,
+    max_failed_polls: int = 5,
 ) -> Operation[JobStatus]:
     """Read the status until it is terminal or ``deadline_epoch`` (wall clock) has passed.
 
     Returns the last status read: terminal, or not terminal when the deadline passed first.
+    A status read that fails after its own retries is tolerated ``max_failed_polls`` times in a
+    row (a vendor outage of a few minutes must not fail a job that is still running).
     """
     poll_number = 0
+    failed_polls = 0
     while True:
-        status = yield from api.get_status(endpoint, job_id)
+        try:
+            status = yield from api.get_status(endpoint, job_id)
+        except (TransientError, RateLimitError):
+            failed_polls += 1
+            if failed_polls > max_failed_polls:
+                raise
+            yield Sleep(schedule.delay_s(poll_number))
+            poll_number += 1
+            continue
+        failed_polls = 0
         if on_status is not None:
             on_status(status)
         if status.is_terminal:

@@ -61,6 +61,16 @@ class JobStatus(BaseModel):
     def is_terminal(self) -> bool:
         return self.state.is_terminal
 
+    def raise_for_failure(self) -> None:
+        """Raise :class:`JobFailedError` (vendor, job id, vendor code and message) unless succeeded."""
+        from airflow_bgreplace.vendors.errors import JobFailedError
+
+        if self.state is not JobState.succeeded:
+            raise JobFailedError(
+                self.vendor, self.job_id, f"{self.state.value}: {self.describe_error()}", retryable=self.retryable,
+                code=self.error_code, raw=self.raw,
+            )
+
     def describe_error(self) -> str:
         code = f"[{self.error_code}] " if self.error_code else ""
         return f"{code}{self.error_message or 'no message from the vendor'}"

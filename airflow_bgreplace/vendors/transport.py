@@ -84,10 +84,6 @@ class ErrorTranslator:
     def error_from_response(self, response: httpx.Response) -> VendorError:  # pragma: no cover - abstract
         raise NotImplementedError
 
-    def submit_rejected_without_job(self, response: httpx.Response) -> bool:
-        """True when a 5xx answer to a submit proves no job was created (safe to resend)."""
-        return False
-
 
 # Errors raised before any byte of the request left this machine: always safe to retry.
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
@@ -113,64 +109,72 @@ def run_with_retries(
     """Drive ``operation``; retry each of its requests according to ``policy``.
 
     An operation may also yield :class:`Sleep` (polling loops): it is passed through untouched.
-    The policy's deadline bounds the retries of each request, not the whole operation.
+    The policy's deadline bounds the retries of each request, not the whole operation. When a
+    request fails for good, the error is thrown into the operation, which may handle it (the
+    polling loop tolerates a few failed polls) or let it propagate.
     """
     try:
         step = next(operation)
     except StopIteration as done:
         return done.value
     while True:
+        failure: VendorError | None = None
+        response: httpx.Response | None = None
         if isinstance(step, Sleep):
             yield step
+        else:
             try:
-                step = operation.send(None)  # type: ignore[arg-type]
-            except StopIteration as done:
-                return done.value
-            continue
-        request = step
-        started = clock()
-        attempt = 0
-        while True:
-            attempt += 1
-            error: BaseException
-            try:
-                response = yield Send(request)
-                assert response is not None
-            except httpx.HTTPError as exc:
-                if request.is_submit and not isinstance(exc, _NOT_SENT):
-                    raise _uncertain(errors.vendor, request, f"{type(exc).__name__}: {exc}") from exc
-                error = TransientError(errors.vendor, f"{type(exc).__name__} on {request.method} "
-                                       f"{_redact(request.url)}: {exc}")
-                error.__cause__ = exc
-            else:
-                if response.is_success or response.status_code in request.accept_statuses:
-                    if not request.expect_json or _is_json(response):
-                        break
-                    if request.is_submit:
-                        raise _uncertain(errors.vendor, request, "unreadable answer", response.status_code)
-                    error = TransientError(
-                        errors.vendor,
-                        f"unreadable JSON from {request.method} {_redact(request.url)}",
-                        status_code=response.status_code,
-                    )
-                else:
-                    error = errors.error_from_response(response)
-                    if (
-                        request.is_submit
-                        and response.status_code >= 500
-                        and not errors.submit_rejected_without_job(response)
-                    ):
-                        raise _uncertain(
-                            errors.vendor, request, f"HTTP {response.status_code}", response.status_code
-                        ) from error
-            delay = policy.next_delay_s(attempt, error, clock() - started)
-            if delay is None:
-                raise error
-            yield Sleep(delay)
+                response = yield from _send_with_retries(step, errors, policy, clock)
+            except VendorError as exc:
+                failure = exc
         try:
-            step = operation.send(response)
+            step = operation.throw(failure) if failure is not None else operation.send(response)  # type: ignore[arg-type]
         except StopIteration as done:
             return done.value
+
+
+def _send_with_retries(
+    request: ApiRequest, errors: ErrorTranslator, policy: RetryPolicy, clock: Callable[[], float]
+) -> Generator[Action, httpx.Response | None, httpx.Response]:
+    """One request until it succeeds, or raises once the policy gives up (a submit: see module doc)."""
+    started = clock()
+    attempt = 0
+    while True:
+        attempt += 1
+        error: VendorError
+        try:
+            response = yield Send(request)
+            assert response is not None
+        except httpx.HTTPError as exc:
+            if request.is_submit and not isinstance(exc, _NOT_SENT):
+                raise _uncertain(errors.vendor, request, f"{type(exc).__name__}: {exc}") from exc
+            error = TransientError(
+                errors.vendor, f"{type(exc).__name__} on {request.method} {_redact(request.url)}: {exc}"
+            )
+            error.__cause__ = exc
+        else:
+            if response.is_success or response.status_code in request.accept_statuses:
+                if not request.expect_json or _is_json(response):
+                    return response
+                if request.is_submit:
+                    raise _uncertain(errors.vendor, request, "unreadable answer", response.status_code)
+                error = TransientError(
+                    errors.vendor,
+                    f"unreadable JSON from {request.method} {_redact(request.url)}",
+                    status_code=response.status_code,
+                )
+            else:
+                error = errors.error_from_response(response)
+                # FASHN documents that its API-level 5xx creates no prediction, but a 5xx can also come
+                # after the job was stored: a submit answered with a 5xx is never resent.
+                if request.is_submit and response.status_code >= 500:
+                    raise _uncertain(
+                        errors.vendor, request, f"HTTP {response.status_code}", response.status_code
+                    ) from error
+        delay = policy.next_delay_s(attempt, error, clock() - started)
+        if delay is None:
+            raise error
+        yield Sleep(delay)
 
 
 def _is_json(response: httpx.Response) -> bool:

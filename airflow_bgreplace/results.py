@@ -1,0 +1,80 @@
+"""Delivering a finished job: download (bounded, retried, URL refreshed once), store, describe.
+
+Shared by the single-job operators and the batch operator, so there is one download path.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+from typing import Any
+
+from PIL import Image
+
+from airflow_bgreplace.vendors.base import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_BYTES, VendorClient
+from airflow_bgreplace.vendors.errors import DownloadError
+from airflow_bgreplace.vendors.inputs import extension_for, sniff_content_type
+from airflow_bgreplace.vendors.status import JobStatus
+
+#: The keys of the XCom every operator returns (the batch manifest rows use them too).
+RESULT_KEYS = ("vendor", "job_id", "status", "output_uri", "input_uri", "width", "height", "duration_s", "cost_usd")
+
+
+def download_result(
+    client: VendorClient,
+    job: JobStatus,
+    *,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
+) -> tuple[bytes, JobStatus]:
+    """The first result image of ``job``.
+
+    Result URLs expire (Runflow's within the hour); on an expired URL the status is read once
+    more, since vendors sign a fresh URL on every read, and the download is tried again.
+    """
+    if not job.result_urls:
+        raise DownloadError(f"{job.vendor} job {job.job_id} succeeded but returned no result URL")
+    try:
+        return client.download(job.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), job
+    except DownloadError:
+        fresh = client.get_status(job.job_id, job.endpoint)
+        if not fresh.result_urls:
+            raise
+        return client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), fresh
+
+
+def image_size(data: bytes) -> tuple[int | None, int | None]:
+    try:
+        with Image.open(io.BytesIO(data)) as image:
+            return image.width, image.height
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None, None
+
+
+def with_extension(path: Any, data: bytes) -> Any:
+    """Give an output path without a suffix the one its content has (vendors pick webp/png/jpeg)."""
+    name = getattr(path, "name", os.path.basename(str(path)))
+    if "." in name:
+        return path
+    return path.with_name(name + extension_for(sniff_content_type(data)))
+
+
+def store_result(data: bytes, output_path: Any) -> Any:
+    """Write ``data`` to an ``ObjectStoragePath``/``Path`` (parents created), returning the path used."""
+    target = with_extension(output_path, data)
+    parent = target.parent
+    if hasattr(parent, "mkdir"):
+        parent.mkdir(parents=True, exist_ok=True)
+    target.write_bytes(data)
+    return target
+
+
+def describe_input(value: Any) -> str | None:
+    """A printable reference to an input image for the XCom (never the bytes themselves)."""
+    if value is None:
+        return None
+    if isinstance(value, bytes | bytearray):
+        return f"<{len(value)} bytes>"
+    if isinstance(value, str) and value.startswith("data:"):
+        return value[:40] + "..."
+    return str(value)

@@ -1,0 +1,157 @@
+"""One trigger waits on one vendor job, for every vendor.
+
+The vendor differences live in the client; this loop only asks for the status with backoff
+(:func:`~airflow_bgreplace.vendors.polling.wait_for_terminal`) and fires exactly one event.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
+from airflow_bgreplace.vendors.errors import BgReplaceError, CancelNotSupportedError
+from airflow_bgreplace.vendors.polling import PollSchedule, wait_for_terminal
+from airflow_bgreplace.vendors.status import JobStatus
+
+#: Event statuses a trigger may fire; execute_complete accepts nothing else.
+EVENT_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timeout", "error"})
+
+
+def job_event(
+    status: str,
+    *,
+    vendor: str,
+    endpoint: str | None,
+    job_id: str,
+    message: str = "",
+    job: JobStatus | None = None,
+    error_type: str | None = None,
+) -> dict[str, Any]:
+    """The payload every trigger and the sync path produce (plain JSON: it goes through the DB)."""
+    assert status in EVENT_STATUSES
+    return {
+        "status": status,
+        "vendor": vendor,
+        "endpoint": endpoint,
+        "job_id": job_id,
+        "message": message,
+        "error_type": error_type,
+        "job": job.model_dump(mode="json", exclude={"raw"}) if job is not None else None,
+    }
+
+
+def event_for_status(job: JobStatus, timed_out: bool) -> dict[str, Any]:
+    """Terminal state -> event; a non-terminal last status means the deadline passed."""
+    if not job.is_terminal:
+        message = f"still {job.state.value} when the timeout passed"
+        return job_event(
+            "timeout", vendor=job.vendor, endpoint=job.endpoint, job_id=job.job_id, message=message, job=job
+        )
+    message = "" if job.state.value == "succeeded" else job.describe_error()
+    return job_event(
+        job.state.value, vendor=job.vendor, endpoint=job.endpoint, job_id=job.job_id, message=message, job=job
+    )
+
+
+class BgReplaceJobTrigger(BaseTrigger):
+    """Polls one vendor job until it ends or ``deadline_epoch`` passes; fires one event.
+
+    :param vendor: ``runflow``, ``fashn``, ``fal`` or ``imagepipeline``.
+    :param conn_id: the vendor connection (read through async access only).
+    :param endpoint: the vendor endpoint the job runs on (needed to poll ImagePipeline).
+    :param job_id: the vendor's job id.
+    :param deadline_epoch: absolute wall-clock deadline (Unix seconds), so a triggerer restart
+        does not extend it.
+    :param poll_interval: first delay between status reads; grows up to ``poll_interval_cap``.
+    :param cancel_on_kill: cancel the vendor job when a user kills the deferred task (where the
+        vendor can cancel).
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        conn_id: str,
+        endpoint: str | None,
+        job_id: str,
+        deadline_epoch: float | None,
+        poll_interval: float = 1.0,
+        poll_interval_cap: float = 15.0,
+        cancel_on_kill: bool = True,
+        **_retired: Any,  # accept and ignore kwargs of older versions: in-flight triggers survive upgrades
+    ) -> None:
+        super().__init__()
+        self.vendor = vendor
+        self.conn_id = conn_id
+        self.endpoint = endpoint
+        self.job_id = job_id
+        self.deadline_epoch = deadline_epoch
+        self.poll_interval = poll_interval
+        self.poll_interval_cap = poll_interval_cap
+        self.cancel_on_kill = cancel_on_kill
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "vendor": self.vendor,
+                "conn_id": self.conn_id,
+                "endpoint": self.endpoint,
+                "job_id": self.job_id,
+                "deadline_epoch": self.deadline_epoch,
+                "poll_interval": self.poll_interval,
+                "poll_interval_cap": self.poll_interval_cap,
+                "cancel_on_kill": self.cancel_on_kill,
+            },
+        )
+
+    def _hook(self) -> BgReplaceHook:
+        return HOOKS[self.vendor](self.conn_id)
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        schedule = PollSchedule(first_s=self.poll_interval, cap_s=max(self.poll_interval, self.poll_interval_cap))
+        try:
+            async with await self._hook().aget_client() as client:
+                job = await client.run(
+                    wait_for_terminal(
+                        client.api,
+                        self.endpoint,
+                        self.job_id,
+                        schedule,
+                        self.deadline_epoch,
+                        on_status=self._log_progress,
+                    )
+                )
+        except BgReplaceError as exc:
+            yield TriggerEvent(
+                job_event(
+                    "error",
+                    vendor=self.vendor,
+                    endpoint=self.endpoint,
+                    job_id=self.job_id,
+                    message=str(exc),
+                    error_type=type(exc).__name__,
+                )
+            )
+            return
+        yield TriggerEvent(event_for_status(job, timed_out=not job.is_terminal))
+
+    def _log_progress(self, job: JobStatus) -> None:
+        extra = f" (queue position {job.queue_position})" if job.queue_position is not None else ""
+        self.log.info("%s job %s: %s%s", self.vendor, self.job_id, job.state.value, extra)
+
+    async def on_kill(self) -> None:
+        """A user killed, cleared or marked the deferred task: cancel the vendor job where possible."""
+        if not self.cancel_on_kill:
+            return
+        try:
+            accepted = await self._hook().acancel(self.job_id, self.endpoint)
+        except CancelNotSupportedError:
+            self.log.warning("%s cannot cancel job %s; it keeps running at the vendor", self.vendor, self.job_id)
+        except BgReplaceError as exc:
+            self.log.warning("cancelling %s job %s failed: %s", self.vendor, self.job_id, exc)
+        else:
+            self.log.info("%s job %s: cancel %s", self.vendor, self.job_id, "requested" if accepted else "not needed")
