@@ -85,7 +85,7 @@ def test_a_rebuilt_trigger_resumes_the_same_job_without_a_second_submit(
             await asyncio.wait_for(_events(first), timeout=0.4)  # cancelled mid-wait, like a killed triggerer
 
     asyncio.run(triggerer_dies_after_a_while())
-    classpath, kwargs = first.serialize()
+    _, kwargs = first.serialize()
     events = asyncio.run(_events(BgReplaceJobTrigger(**kwargs)))
 
     assert [e["status"] for e in events] == ["succeeded"]
@@ -130,7 +130,9 @@ def test_5xx_bursts_and_429_storms_while_polling_are_ridden_out(
     assert bgreplace_sandbox.stats()["vendors"]["fal"]["submits_accepted"] == 1
 
 
-def test_persistent_poll_failure_becomes_an_error_event(fal: FalHook, product_photo: Path, bgreplace_sandbox: Any) -> None:
+def test_persistent_poll_failure_becomes_an_error_event(
+    fal: FalHook, product_photo: Path, bgreplace_sandbox: Any
+) -> None:
     job = fal.submit(image_url=product_photo, prompt="studio")
     bgreplace_sandbox.inject_fault("fal", "5xx", route="status", count=50)
 

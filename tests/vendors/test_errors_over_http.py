@@ -59,9 +59,9 @@ def _accepted(sandbox: Any, vendor: str) -> int:
 def test_wrong_key_is_an_authentication_error(vendor: str, bgreplace_sandbox: Any, static_server: StaticServer) -> None:
     bgreplace_sandbox.configure(api_key="right")
     endpoint, inputs = submit_args(vendor, static_server)
-    with VendorClient(VENDORS[vendor](), api_key="wrong", base_url=bgreplace_sandbox.vendor_url(vendor)) as client:
-        with pytest.raises(AuthenticationError) as caught:
-            client.submit(endpoint, **inputs)
+    client = VendorClient(VENDORS[vendor](), api_key="wrong", base_url=bgreplace_sandbox.vendor_url(vendor))
+    with client, pytest.raises(AuthenticationError) as caught:
+        client.submit(endpoint, **inputs)
     assert caught.value.vendor == vendor and caught.value.status_code in (401, 403)
     assert "wrong" not in str(caught.value)
 

@@ -25,7 +25,7 @@ from airflow_bgreplace.vendors.errors import (
 from airflow_bgreplace.vendors.fashn import MODEL_NAME, FashnApi
 from airflow_bgreplace.vendors.retry import RetryPolicy
 from airflow_bgreplace.vendors.status import JobState
-from airflow_bgreplace.vendors.transport import Send, Sleep, run_with_retries
+from airflow_bgreplace.vendors.transport import run_with_retries
 
 API = FashnApi()
 PREDICTION_ID = "123a87r9-4129-4bb3-be18-9c9fb5bd7fc1-u1"  # the docs' example: not a valid UUID
