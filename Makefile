@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-VENDOR ?= local
+VENDOR ?= all
 
 .PHONY: venv test lint typecheck pytest demo sandbox clean
 
@@ -26,7 +26,7 @@ pytest: venv
 test: lint typecheck pytest
 
 demo: venv
-	$(BIN)/python -m airflow_bgreplace.demo --vendor $(VENDOR)
+	$(BIN)/python scripts/demo.py --vendor $(VENDOR)
 
 sandbox: venv
 	$(BIN)/bgreplace-sandbox --host 127.0.0.1 --port 8765

@@ -137,3 +137,35 @@ def test_test_connection_accepts_a_key_and_rejects_a_wrong_one(
     assert not ok
     assert "AuthenticationError" in message
     assert "wrong-key" not in message
+
+
+@pytest.mark.parametrize("vendor", sorted(HOOKS))
+def test_the_api_key_never_reaches_logs_or_errors(
+    vendor: str,
+    bgreplace_sandbox: Any,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    product_photo: Path,
+    static_server: StaticServer,
+) -> None:
+    secret = "sk-live-DO-NOT-LOG-4242"
+    conn_id = CONN_IDS[vendor]
+    extra = {"staging_path": str(static_server.root / "staged"), "staging_public_url": f"{static_server.base_url}/staged"}
+    monkeypatch.setenv(
+        f"AIRFLOW_CONN_{conn_id.upper()}", sandbox_connection(bgreplace_sandbox, vendor, extra, key=secret)
+    )
+    _, endpoint, inputs = _inputs(
+        {"runflow": "runflow-color", "fashn": "fashn", "fal": "fal", "imagepipeline": "imagepipeline-change"}[vendor],
+        product_photo,
+        static_server,
+    )
+    hook = HOOKS[vendor]()
+    job = hook.submit(endpoint, **inputs)
+    _wait(hook, job.job_id, endpoint)
+    bgreplace_sandbox.configure(api_key="another-key")  # now every call fails with an auth error
+    with pytest.raises(Exception) as failure:
+        hook.get_status(job.job_id, endpoint)
+
+    captured = capsys.readouterr()
+    assert secret not in captured.out + captured.err
+    assert secret not in str(failure.value) and secret not in repr(hook.client)

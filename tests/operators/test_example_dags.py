@@ -11,7 +11,7 @@ import pytest
 from PIL import Image
 
 from airflow_bgreplace.hooks import HOOKS
-from tests.airflow_support import run_dag, task_states, xcom_values
+from tests.airflow_support import run_dag, task_instances, task_states, xcom_values
 from tests.conftest import StaticServer, make_product_photo, sandbox_connection
 
 XCOM_KEYS = {"vendor", "job_id", "status", "output_uri", "input_uri", "width", "height", "duration_s", "cost_usd"}
@@ -109,3 +109,24 @@ def test_every_operator_in_sync_mode(sandbox_env: Path, bgreplace_sandbox: Any) 
         _check_result(result, vendor)
     stats = bgreplace_sandbox.stats()["vendors"]
     assert sum(stats[v]["submits_accepted"] for v in set(SYNC_TASKS.values())) == len(SYNC_TASKS)
+
+
+def test_a_retry_reattaches_to_the_submitted_job_instead_of_paying_again(
+    sandbox_env: Path, bgreplace_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The first try submits, then every status read fails: the try fails after the vendor took the job.
+    monkeypatch.setenv(
+        "AIRFLOW_CONN_BGREPLACE_FAL_DEFAULT",
+        sandbox_connection(bgreplace_sandbox, "fal", {"retry_max_attempts": 2, "retry_base_delay_s": 0.01}),
+    )
+    bgreplace_sandbox.inject_fault("fal", "5xx", route="status", count=2)
+
+    run, _ = run_dag("example_fal_replace_background")
+
+    assert str(run.state) == "success", task_states(run)
+    [ti] = task_instances(run, "restage_from_prompt")
+    assert ti.try_number == 2
+    [result] = xcom_values(run, "restage_from_prompt")
+    stats = bgreplace_sandbox.stats()["vendors"]["fal"]
+    assert stats["submits_accepted"] == 1
+    assert result["job_id"] == bgreplace_sandbox.jobs("fal")[0]["id"]

@@ -177,3 +177,63 @@ def test_failed_job_fails_the_task_naming_vendor_job_and_code(
         operator.execute_complete(context={}, event=event)
     message = str(failure.value)
     assert "fal" in message and event["job_id"] in message and "content_policy_violation" in message
+
+
+def test_on_kill_cancels_the_fal_request(fal: FalHook, product_photo: Path, bgreplace_sandbox: Any) -> None:
+    bgreplace_sandbox.configure(latency_s={"fal": 30})
+    job = fal.submit(image_url=product_photo, prompt="studio")
+
+    asyncio.run(_trigger(job.job_id).on_kill())
+
+    assert fal.get_status(job.job_id).state.value == "cancelled"
+    assert bgreplace_sandbox.stats()["vendors"]["fal"]["cancels"] == 1
+
+
+def test_on_kill_leaves_vendors_without_cancel_alone(
+    fashn: FashnHook, product_photo: Path, bgreplace_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bgreplace_sandbox.configure(latency_s={"fashn": 30})
+    job = fashn.submit(image=product_photo, prompt="studio")
+
+    asyncio.run(_trigger(job.job_id, vendor="fashn").on_kill())
+
+    assert fashn.get_status(job.job_id).state.value in {"queued", "running"}
+    assert "cannot cancel" in capsys.readouterr().out  # Airflow logs through structlog to stdout
+
+
+def test_on_kill_respects_cancel_on_kill_false(fal: FalHook, product_photo: Path, bgreplace_sandbox: Any) -> None:
+    bgreplace_sandbox.configure(latency_s={"fal": 30})
+    job = fal.submit(image_url=product_photo, prompt="studio")
+
+    asyncio.run(_trigger(job.job_id, cancel_on_kill=False).on_kill())
+
+    assert fal.get_status(job.job_id).state.value in {"queued", "running"}
+
+
+def test_operator_on_kill_cancels_in_sync_mode(fal: FalHook, product_photo: Path, bgreplace_sandbox: Any) -> None:
+    import threading
+
+    bgreplace_sandbox.configure(latency_s={"fal": 30})
+    operator = FalReplaceBackgroundOperator(
+        task_id="restage", image_url=str(product_photo), prompt="studio", deferrable=False, poll_interval=0.1,
+        timeout=20,
+    )
+    outcome: dict[str, BaseException] = {}
+
+    def run() -> None:
+        try:
+            operator.execute(context={})
+        except BaseException as exc:  # the job ends cancelled: the task fails
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run)
+    worker.start()
+    deadline = time.monotonic() + 10
+    while not bgreplace_sandbox.jobs("fal") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    operator.on_kill()  # what Airflow calls when the task is killed
+    worker.join(timeout=15)
+
+    [job] = bgreplace_sandbox.jobs("fal")
+    assert job["state"] == "cancelled", job
+    assert "cancelled" in str(outcome.get("error"))
