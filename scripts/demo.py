@@ -69,9 +69,18 @@ def main() -> int:
     with SandboxServer(SandboxSettings(latency_s=1.0, latency_distribution="uniform")) as sandbox:
         print(f"Sandbox: {sandbox.base_url} (every vendor under /<vendor>)")
         for vendor, hook in HOOKS.items():
-            extra = {"staging_path": str(OUTPUT / "staged"), "staging_public_url": staging_url} if vendor == "runflow" else {}
+            extra = (
+                {"staging_path": str(OUTPUT / "staged"), "staging_public_url": staging_url}
+                if vendor == "runflow"
+                else {}
+            )
             os.environ[f"AIRFLOW_CONN_{hook.default_conn_name.upper()}"] = json.dumps(
-                {"conn_type": hook.conn_type, "host": sandbox.vendor_url(vendor), "password": "demo-key", "extra": extra}
+                {
+                    "conn_type": hook.conn_type,
+                    "host": sandbox.vendor_url(vendor),
+                    "password": "demo-key",
+                    "extra": extra,
+                }
             )
         bag = DagBag(str(ROOT / "dags_examples"))
         vendors = list(EXAMPLES) if args.vendor == "all" else [args.vendor]

@@ -50,6 +50,10 @@ class StaticServer:
     root: Path
     base_url: str
 
+    def staging_extra(self) -> dict[str, str]:
+        """Connection extras that stage local images into this folder (Runflow needs public URLs)."""
+        return {"staging_path": str(self.root / "staged"), "staging_public_url": f"{self.base_url}/staged"}
+
     def put(self, name: str, data: bytes) -> str:
         (self.root / name).write_bytes(data)
         return f"{self.base_url}/{name}"

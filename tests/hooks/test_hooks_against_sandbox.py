@@ -57,10 +57,7 @@ CASES = ["runflow-replace", "runflow-color", "fashn", "fal", "imagepipeline-chan
 
 @pytest.fixture
 def connections(bgreplace_sandbox: Any, static_server: StaticServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    staging = {
-        "staging_path": str(static_server.root / "staged"),
-        "staging_public_url": f"{static_server.base_url}/staged",
-    }
+    staging = static_server.staging_extra()
     for vendor, conn_id in CONN_IDS.items():
         extra = staging if vendor == "runflow" else {}
         monkeypatch.setenv(f"AIRFLOW_CONN_{conn_id.upper()}", sandbox_connection(bgreplace_sandbox, vendor, extra))
@@ -150,7 +147,7 @@ def test_the_api_key_never_reaches_logs_or_errors(
 ) -> None:
     secret = "sk-live-DO-NOT-LOG-4242"
     conn_id = CONN_IDS[vendor]
-    extra = {"staging_path": str(static_server.root / "staged"), "staging_public_url": f"{static_server.base_url}/staged"}
+    extra = static_server.staging_extra()
     monkeypatch.setenv(
         f"AIRFLOW_CONN_{conn_id.upper()}", sandbox_connection(bgreplace_sandbox, vendor, extra, key=secret)
     )

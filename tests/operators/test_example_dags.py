@@ -34,10 +34,7 @@ def sandbox_env(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Path:
     """Default connections on the sandbox; outputs under a fresh folder, returned."""
-    staging = {
-        "staging_path": str(static_server.root / "staged"),
-        "staging_public_url": f"{static_server.base_url}/staged",
-    }
+    staging = static_server.staging_extra()
     for vendor, hook in HOOKS.items():
         monkeypatch.setenv(
             f"AIRFLOW_CONN_{hook.default_conn_name.upper()}",
