@@ -101,6 +101,19 @@ class BgReplaceHook(BaseHook):
         kwargs = self._client_kwargs(conn, extra)
         return AsyncVendorClient(self.make_api(extra, kwargs["base_url"]), **kwargs)
 
+    def webhook_url(self, public_base_url: str | None) -> str | None:
+        """The callback URL to give the vendor for a job, or None when webhooks are not configured.
+
+        Vendors that sign nothing (FASHN, ImagePipeline; Runflow without a signing secret) are
+        authenticated by the connection's ``webhook_token``, which goes into the URL.
+        """
+        if not public_base_url:
+            return None
+        from airflow_bgreplace.vendors.webhooks import callback_url
+
+        extra = self.get_connection(self.conn_id).extra_dejson
+        return callback_url(public_base_url, self.vendor, self.conn_id, token=extra.get("webhook_token") or None)
+
     def get_conn(self) -> VendorClient:
         return self.client
 

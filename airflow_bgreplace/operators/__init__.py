@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from airflow_bgreplace.operators.base import BgReplaceJobError, BgReplaceOperator
+from airflow_bgreplace.operators.base import BgReplaceOperator
+from airflow_bgreplace.operators.delivery import BgReplaceJobError
 from airflow_bgreplace.operators.fal import FalReplaceBackgroundOperator
 from airflow_bgreplace.operators.fashn import FashnBackgroundChangeOperator
 from airflow_bgreplace.operators.imagepipeline import (

@@ -2,10 +2,15 @@
 
 The vendor differences live in the client; this loop only asks for the status with backoff
 (:func:`~airflow_bgreplace.vendors.polling.wait_for_terminal`) and fires exactly one event.
+In the webhook modes it first waits for the vendor's callback to reach the provider's webhook
+store (a cheap local read), then confirms the final state with the vendor: one status call,
+which also brings fresh result URLs (a callback's URLs may already have expired).
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -43,7 +48,7 @@ def job_event(
     }
 
 
-def event_for_status(job: JobStatus, timed_out: bool) -> dict[str, Any]:
+def event_for_status(job: JobStatus) -> dict[str, Any]:
     """Terminal state -> event; a non-terminal last status means the deadline passed."""
     if not job.is_terminal:
         message = f"still {job.state.value} when the timeout passed"
@@ -81,6 +86,9 @@ class BgReplaceJobTrigger(BaseTrigger):
         poll_interval: float = 1.0,
         poll_interval_cap: float = 15.0,
         cancel_on_kill: bool = True,
+        wait_for: str = "poll",
+        webhook_grace_s: float = 600.0,
+        store_check_s: float = 1.0,
         **_retired: Any,  # accept and ignore kwargs of older versions: in-flight triggers survive upgrades
     ) -> None:
         super().__init__()
@@ -92,6 +100,9 @@ class BgReplaceJobTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.poll_interval_cap = poll_interval_cap
         self.cancel_on_kill = cancel_on_kill
+        self.wait_for = wait_for
+        self.webhook_grace_s = webhook_grace_s
+        self.store_check_s = store_check_s
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -105,6 +116,9 @@ class BgReplaceJobTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "poll_interval_cap": self.poll_interval_cap,
                 "cancel_on_kill": self.cancel_on_kill,
+                "wait_for": self.wait_for,
+                "webhook_grace_s": self.webhook_grace_s,
+                "store_check_s": self.store_check_s,
             },
         )
 
@@ -114,6 +128,8 @@ class BgReplaceJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         schedule = PollSchedule(first_s=self.poll_interval, cap_s=max(self.poll_interval, self.poll_interval_cap))
         try:
+            if self.wait_for in ("webhook", "webhook_or_poll"):
+                await self._wait_for_callback()
             async with await self._hook().aget_client() as client:
                 job = await client.run(
                     wait_for_terminal(
@@ -137,7 +153,33 @@ class BgReplaceJobTrigger(BaseTrigger):
                 )
             )
             return
-        yield TriggerEvent(event_for_status(job, timed_out=not job.is_terminal))
+        yield TriggerEvent(event_for_status(job))
+
+    async def _wait_for_callback(self) -> bool:
+        """Until the callback is stored, the deadline passes or (``webhook_or_poll``) the grace ends."""
+        from airflow_bgreplace.webhooks.store import WebhookStore
+
+        store = WebhookStore.shared()
+        started = time.time()
+        end = self.deadline_epoch if self.deadline_epoch is not None else float("inf")
+        if self.wait_for == "webhook_or_poll":
+            end = min(end, started + self.webhook_grace_s)
+        while True:
+            stored = await store.aget(self.vendor, self.job_id)
+            if stored is not None:
+                self.log.info("%s job %s: callback received (%s)", self.vendor, self.job_id, stored.status.state.value)
+                return True
+            if time.time() >= end:
+                break
+            await asyncio.sleep(min(self.store_check_s, max(end - time.time(), 0.0)))
+        if self.wait_for == "webhook_or_poll":
+            self.log.warning(
+                "%s job %s: no callback within %.0f s; polling the vendor",
+                self.vendor,
+                self.job_id,
+                self.webhook_grace_s,
+            )
+        return False
 
     def _log_progress(self, job: JobStatus) -> None:
         extra = f" (queue position {job.queue_position})" if job.queue_position is not None else ""
