@@ -62,7 +62,7 @@ def main() -> int:
 
     from airflow.dag_processing.dagbag import DagBag
 
-    from airflow_bgreplace.hooks import HOOKS
+    from airflow_bgreplace.hooks import REMOTE_HOOKS as HOOKS
     from airflow_bgreplace.sandbox import SandboxServer, SandboxSettings
 
     staging_url = serve_staging_folder()

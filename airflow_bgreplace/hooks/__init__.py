@@ -6,11 +6,23 @@ from airflow_bgreplace.hooks.base import BgReplaceHook
 from airflow_bgreplace.hooks.fal import FalHook
 from airflow_bgreplace.hooks.fashn import FashnHook
 from airflow_bgreplace.hooks.imagepipeline import ImagePipelineHook
+from airflow_bgreplace.hooks.local import LocalHook
 from airflow_bgreplace.hooks.runflow import RunflowHook
 
-#: Hook class per vendor name.
-HOOKS: dict[str, type[BgReplaceHook]] = {
+#: Hook class per paid vendor (each emulated by the sandbox).
+REMOTE_HOOKS: dict[str, type[BgReplaceHook]] = {
     hook.vendor_api.vendor: hook for hook in (RunflowHook, FashnHook, FalHook, ImagePipelineHook)
 }
+#: Hook class per vendor name, the embedded ``local`` engine included.
+HOOKS: dict[str, type[BgReplaceHook]] = {**REMOTE_HOOKS, LocalHook.vendor_api.vendor: LocalHook}
 
-__all__ = ["HOOKS", "BgReplaceHook", "FalHook", "FashnHook", "ImagePipelineHook", "RunflowHook"]
+__all__ = [
+    "HOOKS",
+    "REMOTE_HOOKS",
+    "BgReplaceHook",
+    "FalHook",
+    "FashnHook",
+    "ImagePipelineHook",
+    "LocalHook",
+    "RunflowHook",
+]

@@ -10,6 +10,11 @@ from airflow_bgreplace.operators.imagepipeline import (
     ImagePipelineBackgroundChangeOperator,
     ImagePipelineBackgroundRemoveOperator,
 )
+from airflow_bgreplace.operators.local import (
+    LocalBackgroundColorOperator,
+    LocalBackgroundRemoveOperator,
+    LocalBackgroundReplaceOperator,
+)
 from airflow_bgreplace.operators.runflow import RunflowBackgroundColorOperator, RunflowBackgroundReplaceOperator
 
 __all__ = [
@@ -19,6 +24,9 @@ __all__ = [
     "FashnBackgroundChangeOperator",
     "ImagePipelineBackgroundChangeOperator",
     "ImagePipelineBackgroundRemoveOperator",
+    "LocalBackgroundColorOperator",
+    "LocalBackgroundRemoveOperator",
+    "LocalBackgroundReplaceOperator",
     "RunflowBackgroundColorOperator",
     "RunflowBackgroundReplaceOperator",
 ]

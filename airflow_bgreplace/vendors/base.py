@@ -12,7 +12,7 @@ import enum
 import hashlib
 import ipaddress
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import PurePosixPath
@@ -29,6 +29,7 @@ from airflow_bgreplace.vendors.errors import (
     DownloadError,
     InvalidInputError,
     InvalidRequestError,
+    InvalidWebhookTokenError,
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
@@ -56,6 +57,13 @@ from airflow_bgreplace.vendors.transport import (
     ErrorTranslator,
     Operation,
     SyncDriver,
+)
+from airflow_bgreplace.vendors.webhooks import (
+    VerifiedWebhook,
+    WebhookCredentials,
+    WebhookDelivery,
+    verify_token,
+    webhook_json,
 )
 
 #: Result downloads: bounded in size and time (DEVELOPERS.md: downloads are always bounded).
@@ -177,6 +185,8 @@ class VendorApi(ErrorTranslator):
     supports_cancel: ClassVar[bool] = False
     #: Whether local images may be sent inline as data URIs (else they are staged at a URL).
     accepts_data_uris: ClassVar[bool] = False
+    #: Whether the vendor needs an API key (the embedded local engine does not).
+    requires_api_key: ClassVar[bool] = True
     #: The vendor's own error codes that decide the error class whatever the HTTP status.
     error_classes: ClassVar[dict[str, type[VendorError]]] = {}
 
@@ -343,9 +353,77 @@ class VendorApi(ErrorTranslator):
         )
         yield  # pragma: no cover
 
+    def read_own_result(self, url: str, max_bytes: int) -> bytes | None:
+        """Results a vendor keeps on this machine (the local engine); None for every remote vendor."""
+        return None
+
     def check_auth(self) -> Operation[None]:  # pragma: no cover - abstract
         """A cheap authenticated call, for ``test_connection``."""
         raise NotImplementedError
+
+    # -- webhooks (see vendors/webhooks.py) -------------------------------------
+    def webhook_credentials(self, extra: Mapping[str, Any], base_url: str | None = None) -> WebhookCredentials:
+        """What a connection's extras configure to authenticate deliveries (``webhook_token``, ...).
+
+        ``base_url`` is the connection's base-URL override, for vendors whose keys live beside the API.
+        """
+        token = extra.get("webhook_token")
+        return WebhookCredentials(token=str(token) if token else None)
+
+    def read_webhook(
+        self,
+        delivery: WebhookDelivery,
+        credentials: WebhookCredentials,
+        keys: Sequence[Any] = (),
+        now: float | None = None,
+    ) -> VerifiedWebhook:
+        """Authenticate one delivery, then parse it; typed errors say which check failed.
+
+        The order matters: nothing of an unauthenticated body is parsed, and the checks that need
+        the payload (ImagePipeline's timestamp, fal's request id) run last.
+        """
+        verified_by = self.authenticate_webhook(delivery, credentials, keys, now)
+        status = self.parse_webhook(delivery.body)
+        self.check_webhook(status, delivery, now)
+        return VerifiedWebhook(status=status, verified_by=verified_by, delivery_id=self.webhook_delivery_id(delivery))
+
+    def authenticate_webhook(
+        self, delivery: WebhookDelivery, credentials: WebhookCredentials, keys: Sequence[Any], now: float | None
+    ) -> str:
+        """The URL token when the connection has one, plus the vendor's signature; at least one is required."""
+        proofs = []
+        if credentials.token:
+            verify_token(self.vendor, delivery.token, credentials.token)
+            proofs.append("token")
+        signature = self.verify_webhook_signature(delivery, credentials, keys, now)
+        if signature:
+            proofs.append(signature)
+        if not proofs:
+            raise InvalidWebhookTokenError(
+                self.vendor,
+                f"{self.display_name} deliveries are not signed here: the connection must set webhook_token",
+            )
+        return "+".join(proofs)
+
+    def verify_webhook_signature(
+        self, delivery: WebhookDelivery, credentials: WebhookCredentials, keys: Sequence[Any], now: float | None
+    ) -> str | None:
+        """The name of the signature scheme that verified, or None when the vendor signs nothing."""
+        return None
+
+    def parse_webhook(self, body: bytes) -> JobStatus:
+        """A delivery's payload as the common job status (:class:`MalformedWebhookError` if it is not one)."""
+        return self.webhook_status(webhook_json(self.vendor, body))
+
+    def webhook_status(self, data: dict[str, Any]) -> JobStatus:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def check_webhook(self, status: JobStatus, delivery: WebhookDelivery, now: float | None) -> None:
+        """Checks that need the parsed payload (replay windows, ids bound by the signature)."""
+
+    def webhook_delivery_id(self, delivery: WebhookDelivery) -> str | None:
+        """The vendor's id of this delivery attempt, when it sends one."""
+        return None
 
     # -- errors --------------------------------------------------------------
     def parse_error_body(self, response: httpx.Response) -> tuple[str | None, str]:
@@ -460,6 +538,9 @@ def parse_time(value: Any) -> datetime | None:
 
 
 def _download(api: VendorApi, url: str, max_bytes: int, timeout_s: float) -> Operation[bytes]:
+    local = api.read_own_result(url, max_bytes)
+    if local is not None:
+        return local
     if is_data_uri(url):
         try:
             return load_local_image(url).data
@@ -501,7 +582,7 @@ class _ClientBase:
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
     ) -> None:
-        if not api_key:
+        if not api_key and api.requires_api_key:
             raise AuthenticationError(api.vendor, "no API key configured (set the connection password)")
         self.api = api
         self.retry = retry or RetryPolicy()

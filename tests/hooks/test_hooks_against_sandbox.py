@@ -11,7 +11,8 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
+from airflow_bgreplace.hooks import REMOTE_HOOKS as HOOKS
+from airflow_bgreplace.hooks import BgReplaceHook
 from airflow_bgreplace.vendors import JobState, JobStatus
 from tests.conftest import StaticServer, sandbox_connection
 

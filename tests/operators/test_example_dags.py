@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from PIL import Image
 
-from airflow_bgreplace.hooks import HOOKS
+from airflow_bgreplace.hooks import REMOTE_HOOKS as HOOKS
 from tests.airflow_support import run_dag, task_instances, task_states, xcom_values
 from tests.conftest import StaticServer, make_product_photo, sandbox_connection
 

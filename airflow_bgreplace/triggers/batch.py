@@ -1,0 +1,119 @@
+"""One trigger waits on every in-flight job of a batch, and fires as soon as any of them ends.
+
+The batch operator keeps up to ``max_in_flight`` jobs at the vendor; between windows it defers to
+this trigger, whose serialized kwargs hold the in-flight job ids, so a triggerer or worker restart
+resumes the same jobs without a second submit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from airflow.triggers.base import BaseTrigger, TriggerEvent
+
+from airflow_bgreplace.hooks import HOOKS
+from airflow_bgreplace.vendors.base import AsyncVendorClient
+from airflow_bgreplace.vendors.errors import BgReplaceError, RateLimitError, TransientError
+from airflow_bgreplace.vendors.polling import PollSchedule
+from airflow_bgreplace.vendors.status import JobStatus
+
+#: Failed polls in a row after which a job is given up (its own retries come first).
+MAX_FAILED_POLLS = 5
+
+
+class BgReplaceBatchTrigger(BaseTrigger):
+    """Polls ``jobs`` (``[{"id", "endpoint", "job_id"}]``) and fires with every job that has ended.
+
+    Event: ``{"finished": [{"id", "endpoint", "job_id", "job": JobStatus | None, "error": str | None}],
+    "timeout": bool}``. With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
+    """
+
+    def __init__(
+        self,
+        *,
+        vendor: str,
+        conn_id: str,
+        jobs: list[dict[str, Any]],
+        deadline_epoch: float | None,
+        poll_interval: float = 1.0,
+        poll_interval_cap: float = 10.0,
+        max_concurrent_polls: int = 16,
+        wake_after_s: float | None = None,
+        **_retired: Any,
+    ) -> None:
+        super().__init__()
+        self.vendor = vendor
+        self.conn_id = conn_id
+        self.jobs = jobs
+        self.deadline_epoch = deadline_epoch
+        self.poll_interval = poll_interval
+        self.poll_interval_cap = poll_interval_cap
+        self.max_concurrent_polls = max_concurrent_polls
+        self.wake_after_s = wake_after_s
+
+    def serialize(self) -> tuple[str, dict[str, Any]]:
+        return (
+            f"{type(self).__module__}.{type(self).__qualname__}",
+            {
+                "vendor": self.vendor,
+                "conn_id": self.conn_id,
+                "jobs": self.jobs,
+                "deadline_epoch": self.deadline_epoch,
+                "poll_interval": self.poll_interval,
+                "poll_interval_cap": self.poll_interval_cap,
+                "max_concurrent_polls": self.max_concurrent_polls,
+                "wake_after_s": self.wake_after_s,
+            },
+        )
+
+    async def run(self) -> AsyncIterator[TriggerEvent]:
+        if not self.jobs:
+            await asyncio.sleep(self.wake_after_s or self.poll_interval)
+            yield TriggerEvent({"finished": [], "timeout": False})
+            return
+        schedule = PollSchedule(first_s=self.poll_interval, cap_s=max(self.poll_interval, self.poll_interval_cap))
+        failed_polls = {job["job_id"]: 0 for job in self.jobs}
+        gate = asyncio.Semaphore(self.max_concurrent_polls)
+        hook = HOOKS[self.vendor](self.conn_id)
+        async with await hook.aget_client() as client:
+            round_number = 0
+            while True:
+                results = await asyncio.gather(*(self._poll(client, gate, job) for job in self.jobs))
+                finished: list[dict[str, Any]] = []
+                for job, outcome in zip(self.jobs, results, strict=True):
+                    if isinstance(outcome, JobStatus):
+                        failed_polls[job["job_id"]] = 0
+                        if outcome.is_terminal:
+                            finished.append({**job, "job": outcome.model_dump(mode="json", exclude={"raw"})})
+                        continue
+                    failed_polls[job["job_id"]] += 1
+                    if failed_polls[job["job_id"]] > MAX_FAILED_POLLS or not _transient(outcome):
+                        finished.append({**job, "job": None, "error": f"{type(outcome).__name__}: {outcome}"})
+                if finished:
+                    self.log.info("%s batch: %d of %d in-flight jobs ended", self.vendor, len(finished), len(self.jobs))
+                    yield TriggerEvent({"finished": finished, "timeout": False})
+                    return
+                if self.deadline_epoch is not None and time.time() >= self.deadline_epoch:
+                    yield TriggerEvent({"finished": [], "timeout": True})
+                    return
+                delay = schedule.delay_s(round_number)
+                if self.deadline_epoch is not None:
+                    delay = max(0.0, min(delay, self.deadline_epoch - time.time()))
+                await asyncio.sleep(delay)
+                round_number += 1
+
+    async def _poll(
+        self, client: AsyncVendorClient, gate: asyncio.Semaphore, job: dict[str, Any]
+    ) -> JobStatus | BgReplaceError:
+        async with gate:
+            try:
+                return await client.get_status(job["job_id"], job.get("endpoint"))
+            except BgReplaceError as exc:
+                return exc
+
+
+def _transient(error: BaseException) -> bool:
+    return isinstance(error, TransientError | RateLimitError)
