@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 VENDOR ?= all
 
-.PHONY: venv test lint typecheck pytest demo sandbox clean
+.PHONY: venv test lint typecheck pytest demo sandbox clean browser
 
 venv: $(VENV)/.installed
 
@@ -20,7 +20,11 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
-pytest: venv
+# Debian's Chromium, for the contact-sheet test in a real browser (no-op when present).
+browser:
+	bash scripts/install_chromium.sh
+
+pytest: venv browser
 	$(BIN)/pytest -q
 
 test: lint typecheck pytest
