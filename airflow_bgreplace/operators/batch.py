@@ -17,13 +17,14 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterable, Sequence
-from datetime import datetime, timedelta, timezone
+from datetime import timedelta
 from typing import Any
 
 from airflow.sdk import BaseOperator, ObjectStoragePath
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_bgreplace import settings
+from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWriter, OutputRow
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
 from airflow_bgreplace.results import download_result, image_size, store_result
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
@@ -131,6 +132,7 @@ class BgReplaceBatchOperator(BaseOperator):
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
         self._by_id: dict[str, BatchItem] = {}
+        self._writer: OutputManifestWriter | None = None
 
     # -- configuration -------------------------------------------------------------------------
     def get_hook(self) -> BgReplaceHook:
@@ -230,6 +232,12 @@ class BgReplaceBatchOperator(BaseOperator):
         return self._advance(context, current, items)
 
     def _advance(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
+        try:
+            return self._run_windows(context, state, items)
+        finally:
+            self._close_writer()  # also when deferring: an object-storage manifest is uploaded now
+
+    def _run_windows(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
         hook = self.get_hook()
         while True:
             rate_limited = self._fill_window(context, hook, state, items)
@@ -370,23 +378,29 @@ class BgReplaceBatchOperator(BaseOperator):
         state.in_flight = []
 
     def _write(self, context: Any, state: BatchState, item: BatchItem, status: str, **fields: Any) -> None:
-        row = {
-            "id": item.id,
-            "status": status,
-            "vendor": self.vendor,
-            "endpoint": item.endpoint,
-            **fields,
-            **({"meta": item.meta} if item.meta else {}),
-            "finished_at": datetime.now(timezone.utc).isoformat(),
-        }
-        manifest = self._manifest(context)
-        manifest.parent.mkdir(parents=True, exist_ok=True)
-        with manifest.open("a") as out:
-            out.write(json.dumps(row, default=str) + "\n")
+        """One line of the output manifest (the catalog's format), flushed before going on."""
+        if self._writer is None:
+            self._writer = OutputManifestWriter(self._manifest(context))
+        error = fields.pop("error", None)
+        if status in ("uncertain", "timeout"):  # the manifest knows failed; the summary keeps the detail
+            error = f"{status}: {error}"
+        self._writer.write(
+            OutputRow(
+                sku=item.id,
+                status=OutcomeStatus.failed if status in ("uncertain", "timeout") else OutcomeStatus(status),
+                treatment=item.meta.get("treatment"),
+                vendor=self.vendor,
+                endpoint=fields.pop("endpoint", None) or item.endpoint,
+                input_uri=item.meta.get("input_uri") or _image_input(item.inputs),
+                fingerprint=item.meta.get("fingerprint"),
+                error=error,
+                **fields,
+            )
+        )
         state.counts[status] = state.counts.get(status, 0) + 1
         done = sum(state.counts.values())
         if status != "succeeded":
-            self.log.warning("%s item %s %s: %s", self.vendor, item.id, status, fields.get("error"))
+            self.log.warning("%s item %s %s: %s", self.vendor, item.id, status, error)
         if done % 25 == 0:
             self.log.info(
                 "%s batch progress: %d done, %d in flight, $%.2f spent",
@@ -395,6 +409,11 @@ class BgReplaceBatchOperator(BaseOperator):
                 len(state.in_flight),
                 state.spent_usd,
             )
+
+    def _close_writer(self) -> None:
+        if self._writer is not None:
+            self._writer.close()
+            self._writer = None
 
     def _finish(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
         if state.budget_stopped:
@@ -416,6 +435,13 @@ class BgReplaceBatchOperator(BaseOperator):
         }
         self.log.info("%s batch done: %s", self.vendor, json.dumps(summary))
         return summary
+
+
+def _image_input(inputs: dict[str, Any]) -> str | None:
+    for field in ("image", "image_url", "input_image", "zip_url"):
+        if isinstance(inputs.get(field), str):
+            return str(inputs[field])
+    return None
 
 
 def _price(hook: BgReplaceHook, endpoint: str | None) -> float:

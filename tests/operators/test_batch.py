@@ -47,7 +47,7 @@ def test_batch_dag_processes_every_item_once_within_the_vendor_limit(
     [summary] = xcom_values(run, "restage_folder")
     assert summary["items"] == 12 and summary["succeeded"] == 12
     rows = _rows(summary)
-    assert sorted(r["id"] for r in rows) == [f"sku-{i:02d}" for i in range(12)]
+    assert sorted(r["sku"] for r in rows) == [f"sku-{i:02d}" for i in range(12)]
     assert all(Path(r["output_uri"].removeprefix("file://")).is_file() for r in rows)
     stats = bgreplace_sandbox.stats()["vendors"]["fal"]
     assert stats["submits_accepted"] == 12 and stats["duplicate_submits"] == 0
@@ -78,7 +78,7 @@ def test_a_bad_item_is_reported_and_the_batch_goes_on(fal_env: Path, catalog: Pa
     summary = operator.execute(context={})
 
     assert summary["succeeded"] == 1 and summary["failed"] == 2
-    errors = {r["id"]: r.get("error", "") for r in _rows(summary)}
+    errors = {r["sku"]: r.get("error") or "" for r in _rows(summary)}
     assert "image_url" in errors["missing-file"] and "no such file" in errors["missing-file"]
     assert "steps_num" in errors["bad-steps"]
 
