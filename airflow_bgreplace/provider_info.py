@@ -54,12 +54,12 @@ _STAGING_FIELDS: dict[str, dict[str, Any]] = {
 }
 
 
-def _webhook_token(vendor: str) -> dict[str, dict[str, Any]]:
+def _webhook_token(why: str) -> dict[str, dict[str, Any]]:
     return {
         "webhook_token": {
             "label": "Webhook URL token",
-            "description": f"{vendor} signs no webhook: this secret goes into the callback URL and is "
-            "compared in constant time by the receiver.",
+            "description": f"{why}: this secret goes into the callback URL and is compared in constant time "
+            "by the receiver.",
             "schema": {"type": ["string", "null"], "format": "password"},
         }
     }
@@ -69,13 +69,15 @@ def _webhook_token(vendor: str) -> dict[str, dict[str, Any]]:
 VENDOR_CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
     "runflow": {
         "webhook_secret": {
-            "label": "Callback signing secret",
-            "description": "The whsec_... secret from POST /v1/callback-secrets; callbacks are verified with it.",
+            "label": "Callback signing secret(s)",
+            "description": "The whsec_... secret from POST /v1/callback-secrets; callbacks must carry its "
+            "HMAC-SHA256 in Runflow-Signature. While rotating, give both, separated by a comma.",
             "schema": {"type": ["string", "null"], "format": "password"},
         },
+        **_webhook_token("Needed when no signing secret is set"),
         **_STAGING_FIELDS,
     },
-    "fashn": _webhook_token("FASHN"),
+    "fashn": _webhook_token("FASHN signs no webhook"),
     "fal": {
         "use_vendor_upload": {
             "label": "Upload local images to fal storage",
@@ -89,7 +91,8 @@ VENDOR_CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
         },
         "jwks_url": {
             "label": "Webhook JWKS URL",
-            "description": "Where the receiver fetches fal's webhook signing keys; default fal's own.",
+            "description": "Where the receiver fetches fal's webhook signing keys (cached up to 24 h); default "
+            "fal's own, or beside the base URL when that is overridden (the sandbox).",
             "schema": {"type": ["string", "null"]},
         },
         **_STAGING_FIELDS,
@@ -100,7 +103,7 @@ VENDOR_CONN_FIELDS: dict[str, dict[str, dict[str, Any]]] = {
             "description": "Publish local images through POST /upload/image/v1 (default) instead of the staging path.",
             "schema": {"type": ["boolean", "null"], "default": True},
         },
-        **_webhook_token("ImagePipeline"),
+        **_webhook_token("ImagePipeline signs no webhook"),
         **_STAGING_FIELDS,
     },
 }

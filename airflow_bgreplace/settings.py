@@ -35,3 +35,7 @@ def output_base() -> str:
 
 def webhook_base_url() -> str | None:
     return _get("webhook_base_url")
+
+
+def webhook_store_url() -> str:
+    return _get("webhook_store_url") or f"sqlite:///{airflow_home()}/bgreplace_webhooks.db"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from results import append_section  # noqa: E402
+from results import append_section
 
 
 def main() -> int:

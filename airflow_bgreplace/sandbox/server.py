@@ -15,16 +15,13 @@ server in a daemon thread::
 from __future__ import annotations
 
 import json
-import socket
-import threading
-import time
 from types import TracebackType
 from typing import Any
 
 import httpx
-import uvicorn
 
 from airflow_bgreplace.sandbox.config import SandboxSettings
+from airflow_bgreplace.serving import BackgroundServer
 
 DEFAULT_API_KEY = "sandbox-key"
 
@@ -124,57 +121,34 @@ class SandboxServer(SandboxClient):
         self.settings = settings if settings is not None else SandboxSettings()
         self.host = host
         self._requested_port = port
-        self._port: int | None = None
-        self._server: uvicorn.Server | None = None
-        self._thread: threading.Thread | None = None
+        self._server: BackgroundServer | None = None
         super().__init__(f"http://{host}:{port}")
 
     @property
     def port(self) -> int:
-        if self._port is None:
+        if self._server is None:
             raise RuntimeError("the sandbox server is not started")
-        return self._port
+        return self._server.port
 
     @property
     def base_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
+        if self._server is None:
+            raise RuntimeError("the sandbox server is not started")
+        return self._server.base_url
 
     def start(self, timeout_s: float = 15.0) -> SandboxServer:
         from airflow_bgreplace.sandbox.app import create_app
 
-        # Bind first so that port 0 resolves to a real port before anyone asks for URLs.
-        family = socket.AF_INET6 if ":" in self.host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((self.host, self._requested_port))
-        self._port = sock.getsockname()[1]
-        config = uvicorn.Config(
-            create_app(self.settings),
-            log_level=self.settings.log_level,
-            access_log=False,
-            lifespan="on",
-            timeout_graceful_shutdown=2,
+        server = BackgroundServer(
+            create_app(self.settings), self.host, self._requested_port, log_level=self.settings.log_level
         )
-        self._server = uvicorn.Server(config)
-        self._thread = threading.Thread(
-            target=self._server.run, kwargs={"sockets": [sock]}, name=f"bgreplace-sandbox-{self._port}", daemon=True
-        )
-        self._thread.start()
-        deadline = time.monotonic() + timeout_s
-        while not self._server.started:
-            if not self._thread.is_alive() or time.monotonic() > deadline:
-                raise RuntimeError("the sandbox server did not start")
-            time.sleep(0.01)
+        self._server = server.start(timeout_s)
         return self
 
     def stop(self, timeout_s: float = 10.0) -> None:
         if self._server is not None:
-            self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout_s)
+            self._server.stop(timeout_s)
         self._server = None
-        self._thread = None
 
     def __enter__(self) -> SandboxServer:
         return self.start()

@@ -67,8 +67,7 @@ class BgReplaceCallbackEventTrigger(BaseEventTrigger):
                 saved = None
             if saved is not None:
                 return int(saved)  # type: ignore[arg-type]
-        latest = await store.aevents_after(0, self.vendor, limit=1_000_000)
-        return max((event.sequence for event in latest), default=0)
+        return int(await store.alatest_sequence(self.vendor))
 
     async def _save_cursor(self, cursor: int) -> None:
         if self.asset_state_store is not None:

@@ -117,3 +117,36 @@ class JobFailedError(VendorError):
 
 class DownloadError(BgReplaceError):
     """A result could not be downloaded (expired URL, too large, too slow, not allowed)."""
+
+
+class WebhookError(BgReplaceError):
+    """A webhook delivery was refused; ``vendor`` names whose route it came to."""
+
+    def __init__(self, vendor: str, message: str) -> None:
+        self.vendor = vendor
+        self.message = message
+        super().__init__(f"{vendor} webhook: {message}")
+
+
+class MalformedWebhookError(WebhookError, ValueError):
+    """The body is not the vendor's documented payload (not JSON, no job id, no status)."""
+
+
+class WebhookAuthenticationError(WebhookError):
+    """The delivery could not be shown to come from the vendor. Messages never quote secrets."""
+
+
+class InvalidWebhookSignatureError(WebhookAuthenticationError):
+    """A signature is missing, malformed, or matches no configured secret or published key."""
+
+
+class InvalidWebhookTokenError(WebhookAuthenticationError):
+    """The URL token is missing or wrong, or the connection configures none for an unsigned vendor."""
+
+
+class StaleWebhookError(WebhookAuthenticationError):
+    """The delivery's timestamp is outside the replay window (or missing where one is required)."""
+
+
+class WebhookKeysUnavailableError(WebhookError):
+    """The vendor's signing keys (fal's JWKS) could not be fetched; the delivery can be retried later."""

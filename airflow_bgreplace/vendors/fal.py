@@ -6,6 +6,8 @@ fal has no failed or cancelled state: a failed request is ``COMPLETED`` with ``e
 
 from __future__ import annotations
 
+import hashlib
+from collections.abc import Mapping, Sequence
 from typing import Any, ClassVar
 from urllib.parse import quote
 
@@ -23,13 +25,36 @@ from airflow_bgreplace.vendors.base import (
     now_utc,
     plain_error_message,
 )
-from airflow_bgreplace.vendors.errors import NotFoundError, PaymentRequiredError, VendorError
+from airflow_bgreplace.vendors.errors import (
+    InvalidWebhookSignatureError,
+    MalformedWebhookError,
+    NotFoundError,
+    PaymentRequiredError,
+    VendorError,
+)
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
+from airflow_bgreplace.vendors.webhooks import (
+    WebhookCredentials,
+    WebhookDelivery,
+    check_timestamp,
+    required_text,
+    verify_ed25519,
+)
 
 DEFAULT_QUEUE_URL = "https://queue.fal.run"
 DEFAULT_REST_URL = "https://rest.fal.ai"
 MODEL_ID = "bria/replace-background"
+
+#: Where fal publishes its webhook signing keys: the newer host first, then the one the original
+#: docs name (fal.md §11: support both).
+JWKS_PATH = "/.well-known/jwks.json"
+DEFAULT_JWKS_URLS = (DEFAULT_REST_URL + JWKS_PATH, "https://rest.alpha.fal.ai" + JWKS_PATH)
+#: Signature headers (fal.md §11).
+REQUEST_ID_HEADER = "X-Fal-Webhook-Request-Id"
+USER_ID_HEADER = "X-Fal-Webhook-User-Id"
+TIMESTAMP_HEADER = "X-Fal-Webhook-Timestamp"
+SIGNATURE_HEADER = "X-Fal-Webhook-Signature"
 
 _STEPS_MIN, _STEPS_MAX = assumptions.FAL_STEPS_RANGE
 
@@ -160,13 +185,68 @@ class FalApi(VendorApi):
         body = error_json(response)
         if body is None:
             return response.headers.get("X-Fal-Error-Type"), plain_error_message(response)
-        detail = body.get("detail") if isinstance(body, dict) else None
-        if isinstance(detail, list) and detail:
-            return describe_validation_errors(detail)
-        code = (body.get("error_type") if isinstance(body, dict) else None) or response.headers.get(
-            "X-Fal-Error-Type"
-        )
-        return code, str(detail if detail is not None else body)[:300]
+        code, message = _describe_error(body)
+        return code or response.headers.get("X-Fal-Error-Type"), message
+
+    # -- webhooks (fal.md §11) -------------------------------------------------
+    def webhook_credentials(self, extra: Mapping[str, Any], base_url: str | None = None) -> WebhookCredentials:
+        """``jwks_url`` when set; else beside ``rest_base_url`` or an overridden base URL (the sandbox); else fal's."""
+        base = super().webhook_credentials(extra, base_url)
+        if extra.get("jwks_url"):
+            urls: tuple[str, ...] = (str(extra["jwks_url"]),)
+        elif extra.get("rest_base_url"):
+            urls = (str(extra["rest_base_url"]).rstrip("/") + JWKS_PATH,)
+        elif base_url and base_url.rstrip("/") != DEFAULT_QUEUE_URL:
+            urls = (base_url.rstrip("/") + JWKS_PATH,)
+        else:
+            urls = DEFAULT_JWKS_URLS
+        return WebhookCredentials(token=base.token, jwks_urls=urls)
+
+    def verify_webhook_signature(
+        self, delivery: WebhookDelivery, credentials: WebhookCredentials, keys: Sequence[Any], now: float | None
+    ) -> str | None:
+        names = (REQUEST_ID_HEADER, USER_ID_HEADER, TIMESTAMP_HEADER, SIGNATURE_HEADER)
+        values = [delivery.header(name) for name in names]
+        missing = [name for name, value in zip(names, values, strict=True) if not value]
+        if missing:
+            raise InvalidWebhookSignatureError(self.vendor, f"missing header(s) {', '.join(missing)}")
+        request_id, user_id, timestamp, signature = (str(value) for value in values)
+        try:
+            signed_at = float(int(timestamp))
+        except ValueError:
+            raise InvalidWebhookSignatureError(self.vendor, f"{TIMESTAMP_HEADER} is not Unix seconds") from None
+        check_timestamp(self.vendor, signed_at, now)
+        message = "\n".join([request_id, user_id, timestamp, hashlib.sha256(delivery.body).hexdigest()])
+        verify_ed25519(self.vendor, message.encode(), signature, keys)
+        return "ed25519"
+
+    def webhook_status(self, data: dict[str, Any]) -> JobStatus:
+        """``{request_id, status: OK|ERROR, payload, error?, payload_error?}``; OK's payload is the model output."""
+        job_id = required_text(self.vendor, data, "request_id")
+        status = required_text(self.vendor, data, "status")
+        payload = data.get("payload")
+        fields: dict[str, Any] = {"vendor": self.vendor, "endpoint": MODEL_ID, "job_id": job_id, "raw": data}
+        if status == "OK":
+            # A null payload (payload_error) leaves no URL; the result GET still has the output.
+            urls = result_urls(payload) if isinstance(payload, dict) else []
+            return JobStatus(
+                state=JobState.succeeded, result_urls=urls, error_message=data.get("payload_error"), **fields
+            )
+        if status == "ERROR":
+            code, message = _describe_error(payload) if payload is not None else (None, None)
+            cancelled = code == assumptions.FAL_CANCELLED_ERROR_TYPE
+            return JobStatus(
+                state=JobState.cancelled if cancelled else JobState.failed,
+                error_code=code,
+                error_message=message or data.get("error") or data.get("payload_error"),
+                **fields,
+            )
+        raise MalformedWebhookError(self.vendor, f"unknown status {status[:40]!r} (expected OK or ERROR)")
+
+    def check_webhook(self, status: JobStatus, delivery: WebhookDelivery, now: float | None) -> None:
+        # The signature covers the header's request id; the payload's must be the same job.
+        if delivery.header(REQUEST_ID_HEADER) != status.job_id:
+            raise InvalidWebhookSignatureError(self.vendor, "the signed request id differs from the payload's")
 
 
 def result_urls(output: dict[str, Any]) -> list[str]:
@@ -179,6 +259,15 @@ def result_urls(output: dict[str, Any]) -> list[str]:
         if isinstance(item, dict) and item.get("url") and item["url"] not in urls:
             urls.append(str(item["url"]))
     return urls
+
+
+def _describe_error(body: Any) -> tuple[str | None, str]:
+    """(error type, message) of an error body: a validation list, or ``{detail, error_type}``."""
+    detail = body.get("detail") if isinstance(body, dict) else None
+    if isinstance(detail, list) and detail:
+        return describe_validation_errors(detail)
+    code = body.get("error_type") if isinstance(body, dict) else None
+    return code, str(detail if detail is not None else body)[:300]
 
 
 def _retryable(response: httpx.Response) -> bool | None:

@@ -39,6 +39,7 @@ from airflow_bgreplace.vendors.errors import (
 from airflow_bgreplace.vendors.inputs import is_data_uri, is_remote_url
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
+from airflow_bgreplace.vendors.webhooks import required_text
 
 DEFAULT_BASE_URL = "https://api.fashn.ai"
 MODEL_NAME = "background-change"
@@ -144,7 +145,14 @@ class FashnApi(VendorApi):
 
     def get_status(self, endpoint: str | None, job_id: str) -> Operation[JobStatus]:
         answer = yield ApiRequest("GET", f"/v1/status/{quote(job_id, safe='')}")
-        data = self.read_object(answer)
+        return self._parse_status(job_id, self.read_object(answer))
+
+    def webhook_status(self, data: dict[str, Any]) -> JobStatus:
+        """The webhook is the terminal status body itself (fashn.md §10)."""
+        required_text(self.vendor, data, "status")
+        return self._parse_status(required_text(self.vendor, data, "id"), data)
+
+    def _parse_status(self, job_id: str, data: dict[str, Any]) -> JobStatus:
         state = map_state(_STATES, data.get("status"))
         error_code, error_message = _runtime_error(data.get("error"))
         failed = state is JobState.failed

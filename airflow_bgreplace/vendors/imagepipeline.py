@@ -42,6 +42,7 @@ from airflow_bgreplace.vendors.errors import (
 from airflow_bgreplace.vendors.inputs import ImagePipelineUploadStager, Stager
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
+from airflow_bgreplace.vendors.webhooks import WebhookDelivery, check_timestamp, required_text
 
 DEFAULT_BASE_URL = "https://api.imagepipeline.io"
 CHANGE = "background/change"
@@ -193,7 +194,10 @@ class ImagePipelineApi(VendorApi):
         """Needs the endpoint: each ImagePipeline operation has its own status route."""
         spec = self.endpoint(endpoint)
         answer = yield ApiRequest("GET", f"{self._path(spec.name)}/status/{quote(job_id, safe='')}")
-        data = self.read_object(answer)
+        return self._parse_status(spec.name, job_id, self.read_object(answer))
+
+    def _parse_status(self, endpoint: str, job_id: str, data: dict[str, Any]) -> JobStatus:
+        """A status body or a WebhookEvent (the same field names) as a :class:`JobStatus`."""
         state = map_state(_STATES, data.get("status"))
         code = data.get("failure_reason_code")
         if state is JobState.failed and code == "CANCELLED":
@@ -207,7 +211,7 @@ class ImagePipelineApi(VendorApi):
         position = data.get("queue_position")
         return JobStatus(
             vendor=self.vendor,
-            endpoint=spec.name,
+            endpoint=endpoint,
             job_id=str(data.get("job_id") or job_id),
             state=state,
             result_urls=[str(result)] if result and state is JobState.succeeded else [],
@@ -221,6 +225,16 @@ class ImagePipelineApi(VendorApi):
             queue_position=position if isinstance(position, int) and not isinstance(position, bool) else None,
             raw=data,
         )
+
+    def webhook_status(self, data: dict[str, Any]) -> JobStatus:
+        """A WebhookEvent (imagepipeline.md §10). It does not say which endpoint ran the job: ``endpoint`` is ""."""
+        required_text(self.vendor, data, "status")
+        status = self._parse_status("", required_text(self.vendor, data, "job_id"), data)
+        return status.model_copy(update={"completed_at": parse_time(data.get("timestamp"))})
+
+    def check_webhook(self, status: JobStatus, delivery: WebhookDelivery, now: float | None) -> None:
+        # Unsigned: a captured delivery could be replayed at will; its own timestamp bounds that (assumption).
+        check_timestamp(self.vendor, as_float(status.raw.get("timestamp")), now)
 
     def check_auth(self) -> Operation[None]:
         yield ApiRequest("GET", "/v1/user/details")

@@ -10,6 +10,7 @@ runflow.md §3), so local images are staged.
 from __future__ import annotations
 
 import zipfile
+from collections.abc import Mapping, Sequence
 from io import BytesIO
 from typing import Annotated, Any, ClassVar
 from urllib.parse import quote
@@ -46,6 +47,13 @@ from airflow_bgreplace.vendors.errors import (
 from airflow_bgreplace.vendors.inputs import LocalImage, build_zip, extension_for, is_remote_url, load_local_image
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
+from airflow_bgreplace.vendors.webhooks import (
+    WebhookCredentials,
+    WebhookDelivery,
+    required_text,
+    split_secrets,
+    verify_hmac_sha256,
+)
 
 DEFAULT_BASE_URL = "https://api.runflow.io"
 OWNER = "runflow"
@@ -58,6 +66,10 @@ CLIENT_REF_PREFIX = "bgreplace-"
 
 #: Sent with the admin cancel (runflow.md §7: optional, 3-500 characters).
 CANCEL_REASON = "cancelled by airflow-provider-bgreplace"
+
+#: Callback headers (runflow.md §10).
+SIGNATURE_HEADER = "Runflow-Signature"
+REQUEST_ID_HEADER = "Runflow-Request-Id"
 
 _DOCUMENTED_FORM = ("zip_url", "file_image", "file_reference")
 _CONVENIENCE_FORM = ("image", "reference")
@@ -258,11 +270,17 @@ class RunflowApi(VendorApi):
         answer = yield ApiRequest("GET", self._run_path(job_id))
         return self._parse_run(endpoint, job_id, self.read_object(answer))
 
-    def _parse_run(self, endpoint: str | None, job_id: str, data: dict[str, Any]) -> JobStatus:
-        """A run record (``GET /v1/runs/{id}``, or the submit answer) as a :class:`JobStatus`."""
+    def _parse_run(
+        self, endpoint: str | None, job_id: str, data: dict[str, Any], error: dict[str, Any] | None = None
+    ) -> JobStatus:
+        """A run record (``GET /v1/runs/{id}``, the submit answer, or a callback) as a :class:`JobStatus`.
+
+        ``error`` overrides the record's ``error`` envelope (callbacks carry it in ``output``).
+        """
         # The documented failure example says ``status``; the API reference ``status_code``.
         state = map_state(_STATES, data.get("status_code") or data.get("status"))
-        output, error = object_field(data, "output"), object_field(data, "error")
+        output = object_field(data, "output")
+        error = object_field(data, "error") if error is None else error
         error_code = data.get("failure_code") or error.get("code")
         total, done = data.get("nodes_total"), data.get("nodes_completed")
         duration_ms = as_float(data.get("duration_ms"))
@@ -283,6 +301,33 @@ class RunflowApi(VendorApi):
             progress=100 * done / total if isinstance(total, int) and total > 0 and isinstance(done, int) else None,
             raw=data,
         )
+
+    # -- callbacks (runflow.md §10) ----------------------------------------------
+    def webhook_credentials(self, extra: Mapping[str, Any], base_url: str | None = None) -> WebhookCredentials:
+        """``webhook_secret``: one ``whsec_`` secret, or several (a list, or comma separated) while rotating."""
+        base = super().webhook_credentials(extra, base_url)
+        return WebhookCredentials(hmac_secrets=split_secrets(extra.get("webhook_secret")), token=base.token)
+
+    def verify_webhook_signature(
+        self, delivery: WebhookDelivery, credentials: WebhookCredentials, keys: Sequence[Any], now: float | None
+    ) -> str | None:
+        # Runflow signs only once a secret exists; without one the URL token is the only proof.
+        if not credentials.hmac_secrets:
+            return None
+        verify_hmac_sha256(self.vendor, delivery.body, delivery.header(SIGNATURE_HEADER), credentials.hmac_secrets)
+        return "hmac-sha256"
+
+    def webhook_status(self, data: dict[str, Any]) -> JobStatus:
+        """``{event, run_id, status, output, ...}``; a failed run's ``output`` is its error (assumption)."""
+        run_id = required_text(self.vendor, data, "run_id")
+        required_text(self.vendor, data, "status")
+        code_key, message_key = assumptions.RUNFLOW_CALLBACK_FAILURE_KEYS
+        output = object_field(data, "output")
+        error = {"code": output.get(code_key), "message": output.get(message_key)}
+        return self._parse_run(None, run_id, data, error=error)
+
+    def webhook_delivery_id(self, delivery: WebhookDelivery) -> str | None:
+        return delivery.header(REQUEST_ID_HEADER)
 
     # -- cancel and auth -------------------------------------------------------
     def cancel(self, endpoint: str | None, job_id: str) -> Operation[bool]:
