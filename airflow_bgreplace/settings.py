@@ -6,8 +6,11 @@
 ``webhook_base_url``    public base URL at which the webhook receiver is reachable by the
                         vendors, e.g. ``https://airflow.example.com`` (the api-server plugin
                         serves ``/bgreplace/webhooks/<vendor>``). Unset: operators poll.
-``webhook_store_url``   SQLAlchemy URL of the webhook store (default: SQLite file
-                        ``$AIRFLOW_HOME/bgreplace_webhooks.db``)
+``database_url``        SQLAlchemy URL of the provider's database: webhook store and catalog
+                        state (default: SQLite file ``$AIRFLOW_HOME/bgreplace.db``;
+                        ``postgresql://...`` works too)
+``webhook_store_url``   the webhook store only, when it must live elsewhere (default:
+                        ``database_url``)
 ======================  ==================================================================
 """
 
@@ -37,5 +40,10 @@ def webhook_base_url() -> str | None:
     return _get("webhook_base_url")
 
 
+def database_url() -> str:
+    """The provider's database (webhook store and catalog state)."""
+    return _get("database_url") or f"sqlite:///{airflow_home()}/bgreplace.db"
+
+
 def webhook_store_url() -> str:
-    return _get("webhook_store_url") or f"sqlite:///{airflow_home()}/bgreplace_webhooks.db"
+    return _get("webhook_store_url") or database_url()

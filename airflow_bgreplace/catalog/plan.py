@@ -84,9 +84,13 @@ PLANNERS: dict[str, Planner] = {
 }
 
 
-def plan_job(item: CatalogItem, default_vendor: str) -> tuple[str, str, dict[str, Any]]:
-    """(vendor, endpoint, inputs) for ``item``; raises :class:`UnsupportedTreatment` naming the item."""
-    vendor = item.vendor or default_vendor
+def plan_job(item: CatalogItem, default_vendor: str, *, force_vendor: bool = False) -> tuple[str, str, dict[str, Any]]:
+    """(vendor, endpoint, inputs) for ``item``; raises :class:`UnsupportedTreatment` naming the item.
+
+    The item's own ``vendor`` wins over ``default_vendor`` unless ``force_vendor`` (e.g. a run
+    that must stay on the free local engine).
+    """
+    vendor = default_vendor if force_vendor else (item.vendor or default_vendor)
     try:
         planner = PLANNERS[vendor]
     except KeyError:
@@ -96,3 +100,11 @@ def plan_job(item: CatalogItem, default_vendor: str) -> tuple[str, str, dict[str
     except UnsupportedTreatment as exc:
         raise UnsupportedTreatment(f"sku {item.sku}: {item.treatment.value} with {vendor}: {exc}") from None
     return vendor, endpoint, inputs
+
+
+def price_usd(vendor: str, endpoint: str) -> float:
+    """The documented (or assumed) price of one job, for budgets (``vendors/assumptions.py``)."""
+    from airflow_bgreplace.vendors.assumptions import BY_VENDOR
+
+    assumed = BY_VENDOR.get(vendor)
+    return assumed.price_usd.get(endpoint, 0.0) if assumed else 0.0

@@ -3,7 +3,8 @@
 The receiver writes here before it answers 2xx; triggers and sensors read here instead of
 polling the vendor. The database is the Airflow setting ``[bgreplace] webhook_store_url``
 (env ``AIRFLOW__BGREPLACE__WEBHOOK_STORE_URL``), by default the SQLite file
-``$AIRFLOW_HOME/bgreplace_webhooks.db``; PostgreSQL works too (``postgresql://...`` uses psycopg 3).
+``$AIRFLOW_HOME/bgreplace.db`` (the provider database, ``[bgreplace] database_url``);
+PostgreSQL works too (``postgresql://...`` uses psycopg 3).
 The store never touches Airflow's own metadata tables.
 
 Tables (created and versioned on first use, safe to race from several processes):
@@ -31,34 +32,27 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-import threading
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager, nullcontext
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import sqlalchemy as sa
-from sqlalchemy.engine import URL, Connection, Engine, make_url
+from sqlalchemy.engine import URL, Connection
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.pool import StaticPool
 
-from airflow_bgreplace.vendors.errors import BgReplaceError
+from airflow_bgreplace.database import DatabaseError, ProviderDatabase
 from airflow_bgreplace.vendors.status import JobState, JobStatus
 
 #: Bumped with every schema change; :meth:`WebhookStore.ensure_schema` migrates older stores.
 SCHEMA_VERSION = 1
 TABLE_PREFIX = "bgreplace_webhook_"
-#: How long a SQLite writer waits for the lock of another (the api-server has several workers).
-SQLITE_BUSY_TIMEOUT_S = 30.0
 #: Header names never stored (our own or a proxy's credentials; the URL token is never stored).
 _SECRET_HEADER_WORDS = ("authorization", "cookie", "token", "secret", "api-key", "apikey", "password")
 
-_WRITE = "bgreplace_write"  # execution option: SQLite starts the transaction with BEGIN IMMEDIATE
 
 
-class WebhookStoreError(BgReplaceError):
+class WebhookStoreError(DatabaseError):
     """The store cannot be used (an unsupported URL, or a schema newer than this code)."""
 
 
@@ -130,17 +124,6 @@ def _tables(metadata: sa.MetaData) -> tuple[sa.Table, sa.Table, sa.Table, sa.Tab
     return schema_version, sequence, deliveries, job_events
 
 
-def normalize_url(url: str | URL) -> URL:
-    """``postgresql://`` and ``postgres://`` mean psycopg 3 (psycopg2 is not a dependency)."""
-    parsed = make_url(url)
-    if parsed.drivername in ("postgresql", "postgres"):
-        parsed = parsed.set(drivername="postgresql+psycopg")
-    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
-        backend = parsed.get_backend_name()
-        raise WebhookStoreError(f"webhook store: unsupported database {backend!r} (use SQLite or PostgreSQL)")
-    return parsed
-
-
 def safe_headers(headers: Mapping[str, str]) -> dict[str, str]:
     """Headers worth keeping for audit and replay tests, without credentials."""
     return {
@@ -155,27 +138,18 @@ def _utc(value: datetime) -> datetime:
     return value.astimezone(timezone.utc) if value.tzinfo else value.replace(tzinfo=timezone.utc)
 
 
-class WebhookStore:
-    """Deliveries and job events in one SQLAlchemy database (thread-safe; one per process is enough)."""
+class WebhookStore(ProviderDatabase):
+    """Deliveries and job events in the provider database (thread-safe; one per process is enough)."""
 
-    _shared: dict[str, WebhookStore] = {}
-    _shared_lock = threading.Lock()
+    schema_key: ClassVar[str] = TABLE_PREFIX
 
     def __init__(self, url: str | URL) -> None:
-        self.url = normalize_url(url)
-        self.metadata = sa.MetaData()
+        super().__init__(url)
         self._schema_version, self._sequence, self.deliveries, self.job_events = _tables(self.metadata)
-        self._engine: Engine | None = None
-        self._ready = False
-        self._lock = threading.RLock()  # ensure_schema holds it while the engine is created
-        self._sqlite_writers = threading.Lock()
-
-    def __repr__(self) -> str:  # never shows a database password
-        return f"WebhookStore({self.url.render_as_string(hide_password=True)!r})"
 
     @classmethod
     def from_airflow_config(cls) -> WebhookStore:
-        """A new store at ``[bgreplace] webhook_store_url`` (default ``$AIRFLOW_HOME/bgreplace_webhooks.db``)."""
+        """A new store at ``[bgreplace] webhook_store_url`` (default: the provider database)."""
         from airflow_bgreplace import settings
 
         return cls(settings.webhook_store_url())
@@ -185,81 +159,9 @@ class WebhookStore:
         """The process-wide store at the configured URL (its engine and connection pool are reused)."""
         from airflow_bgreplace import settings
 
-        url = settings.webhook_store_url()
-        with cls._shared_lock:
-            if url not in cls._shared:
-                cls._shared[url] = cls(url)
-            return cls._shared[url]
+        return cls.shared_at(settings.webhook_store_url())
 
-    # -- engine and schema ---------------------------------------------------------
-    @property
-    def engine(self) -> Engine:
-        if self._engine is None:
-            with self._lock:
-                if self._engine is None:
-                    self._engine = self._create_engine()
-        return self._engine
-
-    def _create_engine(self) -> Engine:
-        if self.url.get_backend_name() != "sqlite":
-            return sa.create_engine(self.url, pool_pre_ping=True, pool_size=5, max_overflow=10)
-        database = self.url.database
-        in_memory = not database or database == ":memory:"
-        if not in_memory:
-            Path(str(database)).parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            self.url,
-            connect_args={"timeout": SQLITE_BUSY_TIMEOUT_S, "check_same_thread": False},
-            **({"poolclass": StaticPool} if in_memory else {}),
-        )
-
-        @sa.event.listens_for(engine, "connect")
-        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
-            # Let SQLAlchemy emit BEGIN itself (pysqlite's implicit transactions cannot BEGIN IMMEDIATE).
-            dbapi_connection.isolation_level = None
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")  # readers never wait for the writer
-            cursor.execute(f"PRAGMA busy_timeout={int(SQLITE_BUSY_TIMEOUT_S * 1000)}")
-            cursor.execute("PRAGMA synchronous=FULL")  # a 2xx promises the delivery survives a power cut
-            cursor.close()
-
-        @sa.event.listens_for(engine, "begin")
-        def _on_begin(connection: Connection) -> None:
-            # Writers take the lock up front: a deferred transaction that reads, then writes, can
-            # fail with "database is locked" instead of waiting.
-            write = connection.get_execution_options().get(_WRITE)
-            connection.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
-
-        return engine
-
-    @contextmanager
-    def _transaction(self, *, write: bool) -> Iterator[Connection]:
-        # SQLite has one writer at a time; its busy handler makes waiting writers sleep in steps of
-        # up to 100 ms, so writers of this process queue on a lock instead (other processes still
-        # wait through busy_timeout).
-        queue = self._sqlite_writers if write and self.url.get_backend_name() == "sqlite" else nullcontext()
-        with queue, self.engine.connect() as connection:
-            if write:
-                connection.execution_options(**{_WRITE: True})
-            with connection.begin():
-                yield connection
-
-    def ensure_schema(self) -> None:
-        """Create the tables once (idempotent, safe when several processes start together)."""
-        if self._ready:
-            return
-        with self._lock:
-            if self._ready:
-                return
-            with self._transaction(write=True) as connection:
-                if connection.dialect.name == "postgresql":
-                    # DDL is transactional there; the lock makes concurrent first uses wait, not fail.
-                    connection.execute(sa.text("SELECT pg_advisory_xact_lock(hashtext(:key))"), {"key": TABLE_PREFIX})
-                self.metadata.create_all(connection, checkfirst=True)
-                self._migrate(connection)
-            self._ready = True
-
-    def _migrate(self, connection: Connection) -> None:
+    def migrate(self, connection: Connection) -> None:
         version = connection.execute(sa.select(sa.func.max(self._schema_version.c.version))).scalar()
         if version is not None and version > SCHEMA_VERSION:
             raise WebhookStoreError(
@@ -273,17 +175,6 @@ class WebhookStore:
         if connection.execute(sa.select(self._sequence.c.id)).first() is None:
             highest = connection.execute(sa.select(sa.func.max(self.job_events.c.sequence))).scalar() or 0
             connection.execute(self._sequence.insert().values(id=1, last=highest))
-
-    def drop(self) -> None:
-        """Drop every table of the store (tests, uninstall)."""
-        with self._transaction(write=True) as connection:
-            self.metadata.drop_all(connection, checkfirst=True)
-        self._ready = False
-
-    def dispose(self) -> None:
-        """Close the connection pool."""
-        if self._engine is not None:
-            self._engine.dispose()
 
     # -- writing -------------------------------------------------------------------
     def record(
@@ -313,7 +204,7 @@ class WebhookStore:
             "status": status.model_dump_json(),
             "verified_by": verified_by,
         }
-        with self._transaction(write=True) as connection:
+        with self.transaction(write=True) as connection:
             existing = self._locked_event(connection, vendor, job_id)
             if existing is None:
                 sequence = self._next_sequence(connection)
@@ -382,7 +273,7 @@ class WebhookStore:
         """
         self.ensure_schema()
         cutoff = datetime.now(timezone.utc) - older_than
-        with self._transaction(write=True) as connection:
+        with self.transaction(write=True) as connection:
             deliveries = connection.execute(self.deliveries.delete().where(self.deliveries.c.received_at < cutoff))
             events = connection.execute(self.job_events.delete().where(self.job_events.c.first_received_at < cutoff))
         return int(deliveries.rowcount or 0) + int(events.rowcount or 0)
@@ -392,7 +283,7 @@ class WebhookStore:
         """The stored status of one job, or None when no delivery for it was accepted."""
         self.ensure_schema()
         events = self.job_events
-        with self._transaction(write=False) as connection:
+        with self.transaction(write=False) as connection:
             row = connection.execute(
                 sa.select(events).where((events.c.vendor == vendor) & (events.c.job_id == job_id))
             ).first()
@@ -405,7 +296,7 @@ class WebhookStore:
         query = sa.select(events).where(events.c.sequence > sequence)
         if vendor is not None:
             query = query.where(events.c.vendor == vendor)
-        with self._transaction(write=False) as connection:
+        with self.transaction(write=False) as connection:
             rows = connection.execute(query.order_by(events.c.sequence).limit(max(1, limit))).all()
         return [_event(row) for row in rows]
 
@@ -416,14 +307,14 @@ class WebhookStore:
         query = sa.select(sa.func.max(events.c.sequence))
         if vendor is not None:
             query = query.where(events.c.vendor == vendor)
-        with self._transaction(write=False) as connection:
+        with self.transaction(write=False) as connection:
             return int(connection.execute(query).scalar() or 0)
 
     def deliveries_of(self, vendor: str, job_id: str) -> list[dict[str, Any]]:
         """Every stored delivery of one job, oldest first (audit, tests): raw body and headers included."""
         self.ensure_schema()
         table = self.deliveries
-        with self._transaction(write=False) as connection:
+        with self.transaction(write=False) as connection:
             rows = connection.execute(
                 sa.select(table).where((table.c.vendor == vendor) & (table.c.job_id == job_id)).order_by(table.c.id)
             ).all()
@@ -434,7 +325,7 @@ class WebhookStore:
     def counts(self) -> dict[str, int]:
         """Rows per table: ``{"deliveries": n, "job_events": m}``."""
         self.ensure_schema()
-        with self._transaction(write=False) as connection:
+        with self.transaction(write=False) as connection:
             return {
                 table.name.removeprefix(TABLE_PREFIX): int(
                     connection.execute(sa.select(sa.func.count()).select_from(table)).scalar_one()

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from airflow_bgreplace.database import DatabaseError, normalize_url
 from airflow_bgreplace.vendors import JobState, JobStatus
 from airflow_bgreplace.webhooks.store import (
     SCHEMA_VERSION,
@@ -16,7 +17,6 @@ from airflow_bgreplace.webhooks.store import (
     RecordResult,
     WebhookStore,
     WebhookStoreError,
-    normalize_url,
 )
 
 
@@ -164,14 +164,14 @@ def test_sqlite_runs_in_wal_mode(sqlite_store: WebhookStore) -> None:
 def test_urls_are_normalised_and_other_databases_refused() -> None:
     assert normalize_url("postgresql://u@h/db").drivername == "postgresql+psycopg"
     assert normalize_url("postgres://u@h/db").drivername == "postgresql+psycopg"
-    with pytest.raises(WebhookStoreError, match="unsupported"):
+    with pytest.raises(DatabaseError, match="unsupported"):
         normalize_url("mysql://u@h/db")
     assert "secret" not in repr(WebhookStore("postgresql://u:secret@h/db"))
 
 
 def test_the_store_location_comes_from_the_airflow_setting(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("AIRFLOW__BGREPLACE__WEBHOOK_STORE_URL", raising=False)
-    assert str(WebhookStore.from_airflow_config().url).endswith("/bgreplace_webhooks.db")
+    assert str(WebhookStore.from_airflow_config().url).endswith("/bgreplace.db")
 
     monkeypatch.setenv("AIRFLOW__BGREPLACE__WEBHOOK_STORE_URL", f"sqlite:///{tmp_path}/configured.db")
     assert WebhookStore.from_airflow_config().url.database == f"{tmp_path}/configured.db"
