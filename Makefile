@@ -2,7 +2,7 @@
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
-VENDOR ?= all
+VENDOR ?= local
 
 .PHONY: venv test lint typecheck pytest demo sandbox clean browser
 

@@ -1,104 +1,100 @@
-"""`make demo`: the example DAGs, end to end, against the local vendor sandbox (no key, no network).
+"""`make demo`: the nightly catalog refresh on the sample catalog, offline, with no key.
 
-Starts the sandbox on 127.0.0.1, points the default connections at it, runs each example DAG with
-``dag.test()`` in an AIRFLOW_HOME inside the project (``airflow_home/``, kept between runs) and
-prints where the restaged images are. ``--vendor`` picks one vendor's examples.
+Runs ``airflow dags test nightly_catalog_refresh`` in an AIRFLOW_HOME inside the project
+(``airflow_home/``, SQLite, kept between runs so the catalog state survives: a second run
+processes nothing), then prints where the contact sheet and the outputs are, with counts.
+
+``--vendor local`` (default) uses the embedded engine for every item. Any other vendor runs
+against the local sandbox, started here on 127.0.0.1: items naming their own vendor keep it.
 """
 
 from __future__ import annotations
 
 import argparse
-import functools
-import http.server
 import json
 import os
 import subprocess
 import sys
-import threading
-import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 HOME = ROOT / "airflow_home"
 OUTPUT = ROOT / "demo_output"
-EXAMPLES = {
-    "runflow": ["example_runflow_background_replace", "example_runflow_background_color"],
-    "fashn": ["example_fashn_background_change"],
-    "fal": ["example_fal_replace_background"],
-    "imagepipeline": ["example_imagepipeline_background"],
-}
+DAG_ID = "nightly_catalog_refresh"
 
 
-def configure_airflow() -> None:
-    os.environ["AIRFLOW_HOME"] = str(HOME)
-    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(ROOT / "dags_examples")
-    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
-    os.environ["AIRFLOW__BGREPLACE__OUTPUT_BASE"] = f"file://{OUTPUT}"
-    if not (HOME / "airflow.db").exists():
-        HOME.mkdir(exist_ok=True)
-        print("Creating the Airflow metadata database (SQLite) in", HOME)
-        subprocess.run([sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True)
+def airflow_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        AIRFLOW_HOME=str(HOME),
+        AIRFLOW__CORE__DAGS_FOLDER=str(ROOT / "dags_examples"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__BGREPLACE__OUTPUT_BASE=f"file://{OUTPUT}",
+    )
+    return env
 
 
-def serve_staging_folder() -> str:
-    """Runflow needs public URLs for local images: a loopback folder plays the public bucket."""
-    staged = OUTPUT / "staged"
-    staged.mkdir(parents=True, exist_ok=True)
+def airflow(*args: str, env: dict[str, str], quiet: bool = False) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "airflow", *args], env=env, check=False, text=True,
+        capture_output=quiet,
+    )
 
-    class Quiet(http.server.SimpleHTTPRequestHandler):
-        def log_message(self, format: str, *args: object) -> None:
-            pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(staged)))
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return f"http://127.0.0.1:{server.server_address[1]}"
+def latest_run_folder(vendor: str) -> Path | None:
+    runs = sorted((OUTPUT / "catalog" / f"sample-{vendor}").glob("*/output_manifest.jsonl"), key=os.path.getmtime)
+    return runs[-1].parent if runs else None
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--vendor", default="all", choices=["all", *EXAMPLES])
+    parser.add_argument("--vendor", default="local", choices=["local", "runflow", "fashn", "fal", "imagepipeline"])
     args = parser.parse_args()
-    configure_airflow()
+    env = airflow_env()
+    if not (HOME / "airflow.db").exists():
+        HOME.mkdir(exist_ok=True)
+        print(f"Creating the Airflow metadata database (SQLite) in {HOME} ...")
+        if airflow("db", "migrate", env=env, quiet=True).returncode != 0:
+            print("airflow db migrate failed", file=sys.stderr)
+            return 1
+    conf = {"vendor": args.vendor, "force_vendor": args.vendor == "local", "catalog": f"sample-{args.vendor}"}
 
-    from airflow.dag_processing.dagbag import DagBag
+    sandbox = None
+    if args.vendor != "local":
+        from airflow_bgreplace.hooks import REMOTE_HOOKS
+        from airflow_bgreplace.sandbox import SandboxServer, SandboxSettings
 
-    from airflow_bgreplace.hooks import REMOTE_HOOKS as HOOKS
-    from airflow_bgreplace.sandbox import SandboxServer, SandboxSettings
+        sandbox = SandboxServer(SandboxSettings(latency_s=1.0)).start()
+        print(f"Vendor sandbox on {sandbox.base_url} (no key, nothing leaves this machine)")
+        for vendor, hook in REMOTE_HOOKS.items():
+            env[f"AIRFLOW_CONN_{hook.default_conn_name.upper()}"] = sandbox.connection_uri(vendor)
+    try:
+        print(f"Running {DAG_ID} on the sample catalog with vendor={args.vendor} ...")
+        done = airflow("dags", "test", DAG_ID, "--conf", json.dumps(conf), env=env, quiet=True)
+        log = HOME / "demo_last_run.log"
+        log.write_text(done.stdout + done.stderr)
+    finally:
+        if sandbox is not None:
+            sandbox.stop()
+    folder = latest_run_folder(args.vendor)
+    if done.returncode != 0 or folder is None:
+        print(f"The run failed; its log is in {log}", file=sys.stderr)
+        return 1
 
-    staging_url = serve_staging_folder()
-    with SandboxServer(SandboxSettings(latency_s=1.0, latency_distribution="uniform")) as sandbox:
-        print(f"Sandbox: {sandbox.base_url} (every vendor under /<vendor>)")
-        for vendor, hook in HOOKS.items():
-            extra = (
-                {"staging_path": str(OUTPUT / "staged"), "staging_public_url": staging_url}
-                if vendor == "runflow"
-                else {}
-            )
-            os.environ[f"AIRFLOW_CONN_{hook.default_conn_name.upper()}"] = json.dumps(
-                {
-                    "conn_type": hook.conn_type,
-                    "host": sandbox.vendor_url(vendor),
-                    "password": "demo-key",
-                    "extra": extra,
-                }
-            )
-        bag = DagBag(str(ROOT / "dags_examples"))
-        vendors = list(EXAMPLES) if args.vendor == "all" else [args.vendor]
-        failures = 0
-        for vendor in vendors:
-            for dag_id in EXAMPLES[vendor]:
-                started = time.perf_counter()
-                run = bag.dags[dag_id].test()
-                state = str(run.state)
-                failures += state != "success"
-                print(f"{dag_id:<42} {state:<8} {time.perf_counter() - started:5.1f} s")
-        stats = sandbox.stats()["vendors"]
-        print("Sandbox submits:", {v: stats[v]["submits_accepted"] for v in vendors})
-    images = sorted(p for p in OUTPUT.rglob("*") if p.is_file() and "staged" not in p.parts)
-    print(f"\n{len(images)} restaged images under {OUTPUT}:")
-    for image in images[-12:]:
-        print("  ", image.relative_to(ROOT))
-    return 1 if failures else 0
+    from airflow_bgreplace.catalog.outputs import format_summary, read_output_manifest, summarise
+
+    rows = read_output_manifest(folder / "output_manifest.jsonl")
+    summary = summarise(rows)
+    images = sorted(p for p in (folder / "images").rglob("*") if p.is_file()) if (folder / "images").exists() else []
+    print()
+    print(format_summary(summary))
+    print(f"Contact sheet : {folder / 'contact_sheet.html'}")
+    print(f"Output images : {len(images)} new under {folder / 'images'}")
+    print(f"Output manifest: {folder / 'output_manifest.jsonl'}")
+    print(f"Airflow log    : {log}")
+    if summary["unchanged"] and not summary["succeeded"]:
+        print("Nothing changed since the last run: no job was submitted, nothing was paid.")
+    return 0
 
 
 if __name__ == "__main__":
