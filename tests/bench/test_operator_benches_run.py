@@ -16,3 +16,12 @@ def test_worker_time_single_runs_tiny() -> None:
     )
     assert done.returncode == 0, done.stderr[-2000:]
     assert "| deferrable (trigger waits) |" in done.stdout
+
+
+def test_batch_throughput_runs_tiny() -> None:
+    done = subprocess.run(
+        [sys.executable, "bench/batch_throughput.py", "--vendor", "fal", "--n", "4", "--latency", "0.2", "--no-write"],
+        cwd=REPO, capture_output=True, text=True, timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "| fal | 4 |" in done.stdout
