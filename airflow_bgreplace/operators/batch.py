@@ -28,7 +28,7 @@ from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWrite
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
 from airflow_bgreplace.results import download_result, image_size, store_result
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
-from airflow_bgreplace.vendors.assumptions import BY_VENDOR
+from airflow_bgreplace.vendors.assumptions import BY_VENDOR, OVER_CONCURRENCY
 from airflow_bgreplace.vendors.errors import (
     BgReplaceError,
     CancelNotSupportedError,
@@ -107,7 +107,6 @@ class BgReplaceBatchOperator(BaseOperator):
         timeout: float | timedelta = 8 * 3600.0,
         deferrable: bool = True,
         poll_interval: float | None = None,
-        poll_interval_cap: float = 10.0,
         max_download_bytes: int = 100 * 1024 * 1024,
         download_timeout: float = 120.0,
         **kwargs: Any,
@@ -128,7 +127,6 @@ class BgReplaceBatchOperator(BaseOperator):
         self.timeout_s = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
         self.deferrable = deferrable
         self.poll_interval = poll_interval
-        self.poll_interval_cap = poll_interval_cap
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
         self._by_id: dict[str, BatchItem] = {}
@@ -143,10 +141,16 @@ class BgReplaceBatchOperator(BaseOperator):
         return _optional_number(self.max_cost_usd)
 
     def window(self) -> int:
+        """Jobs kept at the vendor. Vendors that queue extra jobs (fal, Runflow) get twice their
+        concurrency, so the next job is already waiting there while the task resumes and submits;
+        vendors that reject extra jobs (FASHN, ImagePipeline) get exactly their limit."""
         if _optional_number(self.max_in_flight):
             return int(float(self.max_in_flight))  # type: ignore[arg-type]
         assumed = BY_VENDOR.get(self.vendor)
-        return assumed.concurrency if assumed else 2
+        if assumed is None:
+            return 2
+        queues = OVER_CONCURRENCY.get(self.vendor) == "queue"
+        return assumed.concurrency * (2 if queues else 1)
 
     def _poll_interval(self) -> float:
         if self.poll_interval:
@@ -254,7 +258,6 @@ class BgReplaceBatchOperator(BaseOperator):
                         jobs=list(state.in_flight),
                         deadline_epoch=state.deadline_epoch,
                         poll_interval=self._poll_interval(),
-                        poll_interval_cap=self.poll_interval_cap,
                         wake_after_s=self._poll_interval() if not state.in_flight else None,
                     ),
                     method_name="execute_complete",

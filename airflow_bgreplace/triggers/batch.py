@@ -15,6 +15,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_bgreplace.hooks import HOOKS
+from airflow_bgreplace.vendors.assumptions import BY_VENDOR
 from airflow_bgreplace.vendors.base import AsyncVendorClient
 from airflow_bgreplace.vendors.errors import BgReplaceError, RateLimitError, TransientError
 from airflow_bgreplace.vendors.polling import PollSchedule
@@ -39,7 +40,6 @@ class BgReplaceBatchTrigger(BaseTrigger):
         jobs: list[dict[str, Any]],
         deadline_epoch: float | None,
         poll_interval: float = 1.0,
-        poll_interval_cap: float = 10.0,
         max_concurrent_polls: int = 16,
         wake_after_s: float | None = None,
         **_retired: Any,
@@ -50,7 +50,6 @@ class BgReplaceBatchTrigger(BaseTrigger):
         self.jobs = jobs
         self.deadline_epoch = deadline_epoch
         self.poll_interval = poll_interval
-        self.poll_interval_cap = poll_interval_cap
         self.max_concurrent_polls = max_concurrent_polls
         self.wake_after_s = wake_after_s
 
@@ -63,7 +62,6 @@ class BgReplaceBatchTrigger(BaseTrigger):
                 "jobs": self.jobs,
                 "deadline_epoch": self.deadline_epoch,
                 "poll_interval": self.poll_interval,
-                "poll_interval_cap": self.poll_interval_cap,
                 "max_concurrent_polls": self.max_concurrent_polls,
                 "wake_after_s": self.wake_after_s,
             },
@@ -74,7 +72,10 @@ class BgReplaceBatchTrigger(BaseTrigger):
             await asyncio.sleep(self.wake_after_s or self.poll_interval)
             yield TriggerEvent({"finished": [], "timeout": False})
             return
-        schedule = PollSchedule(first_s=self.poll_interval, cap_s=max(self.poll_interval, self.poll_interval_cap))
+        # A steady interval, not a growing one: jobs end all the time in a batch, and a late read
+        # leaves the vendor idle. It never goes below what the vendor's status-rate limit allows.
+        interval = max(self.poll_interval, _min_round_interval(self.vendor, len(self.jobs)))
+        schedule = PollSchedule(first_s=interval, factor=1.0, cap_s=interval)
         failed_polls = {job["job_id"]: 0 for job in self.jobs}
         gate = asyncio.Semaphore(self.max_concurrent_polls)
         hook = HOOKS[self.vendor](self.conn_id)
@@ -113,6 +114,14 @@ class BgReplaceBatchTrigger(BaseTrigger):
                 return await client.get_status(job["job_id"], job.get("endpoint"))
             except BgReplaceError as exc:
                 return exc
+
+
+def _min_round_interval(vendor: str, jobs: int) -> float:
+    """Seconds one round of ``jobs`` status reads takes under the vendor's documented status limit."""
+    assumed = BY_VENDOR.get(vendor)
+    if assumed is None or not assumed.status_rate:
+        return 0.0
+    return jobs * assumed.status_rate_window_s / assumed.status_rate
 
 
 def _transient(error: BaseException) -> bool:

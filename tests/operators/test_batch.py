@@ -95,7 +95,7 @@ def test_a_rebuilt_batch_trigger_resumes_without_resubmitting(
     with pytest.raises(TaskDeferred) as deferred:
         operator.execute(context={})
     trigger = deferred.value.trigger
-    assert len(trigger.jobs) == 2  # fal's documented concurrency for new accounts
+    assert len(trigger.jobs) == 4  # twice fal's concurrency for new accounts: fal queues the rest
 
     async def killed_then_rebuilt() -> dict[str, Any]:
         with pytest.raises(TimeoutError):
@@ -105,4 +105,4 @@ def test_a_rebuilt_batch_trigger_resumes_without_resubmitting(
 
     event = asyncio.run(killed_then_rebuilt())
     assert {entry["job_id"] for entry in event["finished"]} <= {job["job_id"] for job in trigger.jobs}
-    assert bgreplace_sandbox.stats()["vendors"]["fal"]["submits_accepted"] == 2
+    assert bgreplace_sandbox.stats()["vendors"]["fal"]["submits_accepted"] == 4
