@@ -96,3 +96,39 @@ def test_failures_past_the_ratio_fail_the_run(sandbox_env: Path, catalog: Path, 
     # Failed items are not recorded: the next night retries them.
     _, retry = _run(catalog)
     assert retry["succeeded"] == 5
+
+
+@pytest.fixture
+def mixed_catalog(tmp_path: Path) -> Path:
+    """One item per treatment: remove, colour, prompt scene, reference scene."""
+    folder = tmp_path / "mixed"
+    (folder / "images").mkdir(parents=True)
+    for index in range(3):
+        (folder / "images" / f"m{index}.png").write_bytes(make_product_photo(colour=(200, 30 * index, 40)))
+    (folder / "images" / "scene.png").write_bytes(make_product_photo(size=(200, 150), colour=(90, 140, 90)))
+    (folder / "manifest.csv").write_text(
+        "sku,image,treatment,color,prompt,reference,vendor,output_format\n"
+        "REMOVE-1,images/m0.png,remove,,,,,png\n"
+        "COLOR-1,images/m1.png,color,#F0F0F0,,,,\n"
+        "SCENE-1,images/m2.png,scene,,on a marble counter,,,\n"
+    )
+    return folder
+
+
+@pytest.mark.parametrize("vendor", ["local", "imagepipeline"])
+def test_every_treatment_on_the_local_engine_and_a_second_vendor(
+    vendor: str, sandbox_env: Path, mixed_catalog: Path, bgreplace_sandbox: Any
+) -> None:
+    run, _ = run_dag(DAG_ID, manifest_uri=str(mixed_catalog / "manifest.csv"), catalog=f"m-{vendor}", vendor=vendor)
+
+    assert str(run.state) == "success", task_states(run)
+    [summary] = xcom_values(run, "publish")
+    assert summary["succeeded"] == 3 and summary["failed"] == 0 and summary["invalid"] == 0
+    rows = [
+        json.loads(line) for line in Path(summary["output_manifest"].removeprefix("file://")).read_text().splitlines()
+    ]
+    assert {row["vendor"] for row in rows} == {vendor}
+    for row in rows:
+        assert Path(row["output_uri"].removeprefix("file://")).is_file()
+    submits = bgreplace_sandbox.stats()["vendors"]["imagepipeline"]["submits_accepted"]
+    assert submits == (3 if vendor == "imagepipeline" else 0)  # the local engine never calls a vendor
