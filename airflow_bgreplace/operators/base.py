@@ -115,7 +115,8 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
     def default_poll_interval(cls) -> float:
         from airflow_bgreplace.vendors.assumptions import BY_VENDOR
 
-        return BY_VENDOR[cls.hook_class.vendor_api.vendor].poll_interval_s
+        assumed = BY_VENDOR.get(cls.hook_class.vendor_api.vendor)
+        return assumed.poll_interval_s if assumed is not None else 1.0  # local jobs end inside submit
 
     @property
     def vendor(self) -> str:  # type: ignore[override]
@@ -149,7 +150,12 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
         else:
             webhook_url = hook.webhook_url(settings.webhook_base_url()) if mode != "poll" else None
             if mode != "poll" and webhook_url is None:
-                raise AirflowFailException(f"{self.task_id}: wait_for={mode!r} needs [bgreplace] webhook_base_url")
+                if self.wait_for is not None:
+                    raise AirflowFailException(
+                        f"{self.task_id}: wait_for={mode!r} needs [bgreplace] webhook_base_url "
+                        f"and a vendor that calls back ({self.vendor} gave no callback URL)"
+                    )
+                mode = "poll"  # the default only: this vendor has no callbacks (the local engine)
             try:
                 job = hook.submit(self.endpoint, webhook_url=webhook_url, **self.vendor_inputs())
             except InvalidInputError as exc:

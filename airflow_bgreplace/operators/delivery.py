@@ -7,7 +7,7 @@ return the same XCom and fail with the same messages.
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, ClassVar
 
 from airflow.sdk import ObjectStoragePath
 from airflow.sdk.exceptions import AirflowException, AirflowFailException
@@ -36,9 +36,12 @@ class ResultDeliveryMixin:
     """Turns a job event into the task's XCom, or into an error an operator on call can act on.
 
     Expects on the task: ``vendor``, ``endpoint``, ``output_path``, ``max_download_bytes``,
-    ``download_timeout``, ``timeout_s``, ``cancel_on_kill``, ``task_id``, ``dag_id``, ``log``
-    and ``get_hook()``.
+    ``download_timeout``, ``timeout_s``, ``task_id``, ``dag_id``, ``log`` and ``get_hook()``.
     """
+
+    #: Whether the task submitted the job itself: only then may it cancel the job on timeout, or
+    #: forget it so that a retry submits again. A sensor waiting on someone else's job does neither.
+    owns_job: ClassVar[bool] = True
 
     vendor: str
     output_path: Any
@@ -60,11 +63,12 @@ class ResultDeliveryMixin:
             raise AirflowException(f"{self.task_id}: unexpected trigger event {event!r}")
         status, job_id = event["status"], event["job_id"]
         endpoint = event.get("endpoint") or getattr(self, "endpoint", None)
-        where = f"{self.vendor} {endpoint} job {job_id}"
+        where = " ".join(part for part in (self.vendor, endpoint, "job", job_id) if part)
         if status == "succeeded":
             return self.deliver(context, JobStatus.model_validate(event["job"]))
         if status == "timeout":
-            self.cancel_quietly(job_id, endpoint)
+            if self.owns_job:
+                self.cancel_quietly(job_id, endpoint)
             raise BgReplaceJobError(f"{where} timed out after {self.timeout_s:.0f} s: {event.get('message')}")
         if status == "error":
             raise BgReplaceJobError(
@@ -72,7 +76,7 @@ class ResultDeliveryMixin:
             )
         job = event.get("job") or {}
         message = f"{where} {status}: [{job.get('error_code') or 'no code'}] {job.get('error_message') or ''}"
-        if job.get("retryable"):
+        if job.get("retryable") and self.owns_job:
             self.forget_job(context)  # the vendor says a new submit could succeed: let the retry submit
             raise BgReplaceJobError(message + " (retryable: a retry will submit again)")
         raise AirflowFailException(message)

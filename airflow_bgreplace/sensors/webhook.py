@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from airflow.sdk import BaseSensorOperator, ObjectStoragePath, PokeReturnValue
+from airflow.sdk.exceptions import AirflowSensorTimeout
 
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
 from airflow_bgreplace.operators.delivery import ResultDeliveryMixin
@@ -27,7 +28,9 @@ class BgReplaceWebhookSensor(ResultDeliveryMixin, BaseSensorOperator):
     lost callback never loses a result.
 
     Returns the operators' XCom: ``{vendor, job_id, status, output_uri, input_uri, width, height,
-    duration_s, cost_usd}``.
+    duration_s, cost_usd}``. A job that failed at the vendor fails the sensor (no retries: waiting
+    again cannot change it); ``timeout`` raises ``AirflowSensorTimeout`` in every mode
+    (``soft_fail`` applies). The sensor did not submit the job, so it never cancels it.
 
     :param vendor: ``runflow``, ``fashn``, ``fal`` or ``imagepipeline`` (templated).
     :param job_id: the vendor job id (templated, e.g. from an upstream XCom).
@@ -39,6 +42,7 @@ class BgReplaceWebhookSensor(ResultDeliveryMixin, BaseSensorOperator):
 
     template_fields: Sequence[str] = ("vendor", "job_id", "endpoint", "conn_id", "output_path")
     ui_color = "#fdf2e3"
+    owns_job = False  # never cancels the job, and a failed job fails the sensor without retries
 
     def __init__(
         self,
@@ -68,7 +72,7 @@ class BgReplaceWebhookSensor(ResultDeliveryMixin, BaseSensorOperator):
         self.poll_interval = poll_interval
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
-        self.cancel_on_kill = False  # the sensor did not submit the job: it never cancels it
+        self._first_poke_epoch: float | None = None
 
     @property
     def timeout_s(self) -> float:  # type: ignore[override]
@@ -109,16 +113,23 @@ class BgReplaceWebhookSensor(ResultDeliveryMixin, BaseSensorOperator):
         return PokeReturnValue(is_done=True, xcom_value=self.handle_job_event(context, event_for_status(status)))
 
     def _polling_due(self, context: Any) -> bool:
+        """Whether ``poll_after`` has passed since the first poke (kept in the task state store,
+        which survives reschedules; without one, on the instance, which survives pokes)."""
         if self.poll_after is None:
             return False
         store = context.get("task_state_store")
         now = time.time()
-        first = store.get(STATE_FIRST_POKE) if store is not None else None
+        first = store.get(STATE_FIRST_POKE) if store is not None else self._first_poke_epoch
         if first is None:
-            first = now
+            first = self._first_poke_epoch = now
             if store is not None:
                 store.set(STATE_FIRST_POKE, now)
         return now - float(first) >= self.poll_after
 
     def execute_complete(self, context: Any, event: dict[str, Any] | None) -> Any:
+        if isinstance(event, dict) and event.get("status") == "timeout":
+            # A sensor timeout, as in poke mode: soft_fail applies, and retries do not.
+            raise AirflowSensorTimeout(
+                f"{self.task_id}: {self.vendor} job {event.get('job_id')}: {event.get('message')}"
+            )
         return self.handle_job_event(context, event)

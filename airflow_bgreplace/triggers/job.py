@@ -62,7 +62,7 @@ def event_for_status(job: JobStatus) -> dict[str, Any]:
 
 
 class BgReplaceJobTrigger(BaseTrigger):
-    """Polls one vendor job until it ends or ``deadline_epoch`` passes; fires one event.
+    """Follows one vendor job until it ends or ``deadline_epoch`` passes; fires one event.
 
     :param vendor: ``runflow``, ``fashn``, ``fal`` or ``imagepipeline``.
     :param conn_id: the vendor connection (read through async access only).
@@ -73,6 +73,12 @@ class BgReplaceJobTrigger(BaseTrigger):
     :param poll_interval: first delay between status reads; grows up to ``poll_interval_cap``.
     :param cancel_on_kill: cancel the vendor job when a user kills the deferred task (where the
         vendor can cancel).
+    :param wait_for: ``"poll"``: read the status with backoff. ``"webhook"``: wait for the job's
+        final callback in the webhook store, then confirm with one status read; no callback by
+        the deadline is a ``timeout`` event, without reading the vendor. ``"webhook_or_poll"``:
+        like ``"webhook"``, but poll when no callback came within ``webhook_grace_s``.
+    :param webhook_grace_s: seconds to wait for the callback before polling (``webhook_or_poll``).
+    :param store_check_s: seconds between reads of the webhook store (a local database).
     """
 
     def __init__(
@@ -129,7 +135,11 @@ class BgReplaceJobTrigger(BaseTrigger):
         schedule = PollSchedule(first_s=self.poll_interval, cap_s=max(self.poll_interval, self.poll_interval_cap))
         try:
             if self.wait_for in ("webhook", "webhook_or_poll"):
-                await self._wait_for_callback()
+                called_back = await self._wait_for_callback()
+                if not called_back and self.wait_for == "webhook":
+                    # "webhook" never reads the vendor without a callback: a lost one must show.
+                    yield TriggerEvent(self._no_callback_event())
+                    return
             async with await self._hook().aget_client() as client:
                 job = await client.run(
                     wait_for_terminal(
@@ -156,7 +166,7 @@ class BgReplaceJobTrigger(BaseTrigger):
         yield TriggerEvent(event_for_status(job))
 
     async def _wait_for_callback(self) -> bool:
-        """Until the callback is stored, the deadline passes or (``webhook_or_poll``) the grace ends."""
+        """Until a final callback is stored, the deadline passes or (``webhook_or_poll``) the grace ends."""
         from airflow_bgreplace.webhooks.store import WebhookStore
 
         store = WebhookStore.shared()
@@ -166,7 +176,8 @@ class BgReplaceJobTrigger(BaseTrigger):
             end = min(end, started + self.webhook_grace_s)
         while True:
             stored = await store.aget(self.vendor, self.job_id)
-            if stored is not None:
+            # A progress callback is not the end of the job: keep waiting for the final one.
+            if stored is not None and stored.status.is_terminal:
                 self.log.info("%s job %s: callback received (%s)", self.vendor, self.job_id, stored.status.state.value)
                 return True
             if time.time() >= end:
@@ -180,6 +191,15 @@ class BgReplaceJobTrigger(BaseTrigger):
                 self.webhook_grace_s,
             )
         return False
+
+    def _no_callback_event(self) -> dict[str, Any]:
+        return job_event(
+            "timeout",
+            vendor=self.vendor,
+            endpoint=self.endpoint,
+            job_id=self.job_id,
+            message="no callback came before the deadline (waiting for webhooks only, the vendor was not polled)",
+        )
 
     def _log_progress(self, job: JobStatus) -> None:
         extra = f" (queue position {job.queue_position})" if job.queue_position is not None else ""

@@ -20,6 +20,7 @@ from airflow_bgreplace.serving import BackgroundServer
 from airflow_bgreplace.vendors.webhooks import callback_url, default_conn_id
 from airflow_bgreplace.webhooks.app import create_server_app
 from airflow_bgreplace.webhooks.store import StoredJobEvent, WebhookStore
+from tests.airflow_support import airflow_db  # noqa: F401 - fixture
 from tests.conftest import StaticServer, sandbox_connection
 from tests.postgres_support import find_postgres, temporary_schema
 
@@ -210,3 +211,51 @@ def sqlite_submit(
     sqlite_receiver: Receiver, connections: Connections, product_photo: Path, static_server: StaticServer
 ) -> Submitter:
     return Submitter(sqlite_receiver, connections, product_photo, static_server)
+
+
+# --------------------------------------------------------------------------- Airflow on top of the receiver
+
+
+@dataclass
+class WebhookAirflow:
+    """Airflow configured for webhooks: ``[bgreplace] webhook_base_url`` is the receiver's URL, and
+    ``webhook_store_url`` its store, so operators, triggers and sensors read what the receiver stores."""
+
+    receiver: Receiver
+    connections: Connections
+    outputs: Path
+
+    @property
+    def store(self) -> WebhookStore:
+        return self.receiver.store
+
+
+def configure_airflow(
+    receiver: Receiver, connections: Connections, monkeypatch: pytest.MonkeyPatch, outputs: Path
+) -> Iterator[WebhookAirflow]:
+    monkeypatch.setenv("AIRFLOW__BGREPLACE__WEBHOOK_BASE_URL", receiver.server.base_url)
+    monkeypatch.setenv(
+        "AIRFLOW__BGREPLACE__WEBHOOK_STORE_URL", receiver.store.url.render_as_string(hide_password=False)
+    )
+    monkeypatch.setenv("AIRFLOW__BGREPLACE__OUTPUT_BASE", f"file://{outputs}")
+    shared = WebhookStore.shared()
+    assert shared.url == receiver.store.url
+    yield WebhookAirflow(receiver, connections, outputs)
+    shared.dispose()  # before a PostgreSQL schema is dropped
+
+
+@pytest.fixture
+def webhook_airflow(
+    receiver: Receiver, connections: Connections, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[WebhookAirflow]:
+    """Receiver, store (each backend in turn) and vendor connections, wired into Airflow's settings."""
+    yield from configure_airflow(receiver, connections, monkeypatch, tmp_path / "outputs")
+
+
+@pytest.fixture
+def sqlite_webhook_airflow(
+    sqlite_store: WebhookStore, connections: Connections, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> Iterator[WebhookAirflow]:
+    """The same on SQLite only (checks that do not depend on the backend)."""
+    for receiver in start_receiver(sqlite_store):
+        yield from configure_airflow(receiver, connections, monkeypatch, tmp_path / "outputs")

@@ -223,9 +223,9 @@ def test_replayed_deliveries_outside_the_timestamp_window_are_refused(
     token = TOKENS.get(vendor)
     before = sqlite_receiver.store.counts()
 
-    sqlite_receiver.clock_offset_s = 301.0  # the same delivery, 5 minutes later
+    sqlite_receiver.clock_offset_s = 310.0  # the same delivery, 5 minutes later (whole-second stamps)
     late = sqlite_receiver.post(vendor, body, headers, token=token)
-    sqlite_receiver.clock_offset_s = -301.0  # or from the future
+    sqlite_receiver.clock_offset_s = -310.0  # or from the future
     early = sqlite_receiver.post(vendor, body, headers, token=token)
 
     assert (late.status_code, early.status_code) == (401, 401)
