@@ -69,7 +69,7 @@ def nightly_catalog_refresh() -> None:
         return prepared
 
     @task
-    def batches(prepared: dict[str, Any], params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    def batches(prepared: Any, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         """One batch per vendor; the run's budget is shared out by each vendor's planned cost."""
         assert params is not None
         budget = params["max_cost_usd"]
@@ -84,7 +84,7 @@ def nightly_catalog_refresh() -> None:
         ]
 
     @task(outlets=[CATALOG_UPDATED], trigger_rule="none_failed")
-    def publish(prepared: dict[str, Any], params: dict[str, Any] | None = None) -> dict[str, Any]:
+    def publish(prepared: Any, params: dict[str, Any] | None = None) -> dict[str, Any]:
         assert params is not None
         context = get_current_context()
         summary = finish_run(

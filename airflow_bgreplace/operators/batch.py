@@ -20,7 +20,7 @@ from collections.abc import Iterable, Sequence
 from datetime import timedelta
 from typing import Any
 
-from airflow.sdk import BaseOperator, ObjectStoragePath
+from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_bgreplace import settings
@@ -97,7 +97,7 @@ class BgReplaceBatchOperator(BaseOperator):
         self,
         *,
         vendor: str,
-        items: list[dict[str, Any]] | None = None,
+        items: list[dict[str, Any]] | XComArg | None = None,
         items_uri: str | None = None,
         conn_id: str | None = None,
         output_base: str | ObjectStoragePath | None = None,
@@ -169,6 +169,7 @@ class BgReplaceBatchOperator(BaseOperator):
 
     def load_items(self) -> list[BatchItem]:
         if self.items is not None:
+            assert not isinstance(self.items, XComArg), "resolved by Airflow before execute"
             raw: Iterable[Any] = self.items
         else:
             assert self.items_uri is not None
