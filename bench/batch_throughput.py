@@ -70,16 +70,24 @@ def main() -> int:
     limit = args.concurrency or BY_VENDOR[args.vendor].concurrency
     photo = Path(__file__).resolve().parent.parent / "dags_examples" / "images" / "mug.png"
     endpoint, field = PROMPT_JOBS[args.vendor]
-    items = [{"id": f"sku-{i}", "endpoint": endpoint, "inputs": {field: str(photo), "prompt": f"scene {i}"}}
-             for i in range(args.n)]
+    items = [
+        {"id": f"sku-{i}", "endpoint": endpoint, "inputs": {field: str(photo), "prompt": f"scene {i}"}}
+        for i in range(args.n)
+    ]
     settings = SandboxSettings(
-        latency_s=args.latency, latency_distribution="fixed", concurrency={args.vendor: limit},
-        submit_rate={args.vendor: 0}, status_rate={args.vendor: 0},
+        latency_s=args.latency,
+        latency_distribution="fixed",
+        concurrency={args.vendor: limit},
+        submit_rate={args.vendor: 0},
+        status_rate={args.vendor: 0},
     )
     with SandboxServer(settings) as sandbox:
         os.environ[f"AIRFLOW_CONN_BGREPLACE_{args.vendor.upper()}_DEFAULT"] = sandbox.connection_uri(args.vendor)
         operator = BgReplaceBatchOperator(
-            task_id="bench", vendor=args.vendor, items=items, max_in_flight=limit,
+            task_id="bench",
+            vendor=args.vendor,
+            items=items,
+            max_in_flight=limit,
             output_base=tempfile.mkdtemp(prefix="bench-batch-"),
         )
         started = time.perf_counter()
