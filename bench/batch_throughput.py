@@ -96,7 +96,8 @@ def main() -> int:
         stats = sandbox.stats()["vendors"][args.vendor]
     ideal = args.n * args.latency / limit
     table = [
-        "| vendor | N | latency s | limit C | ideal s (N*lat/C) | wall s | ideal/wall | deferrals | submits | duplicates |",
+        "| vendor | N | latency s | limit C | ideal s (N*lat/C) | wall s | ideal/wall | deferrals | submits "
+        "| duplicates |",
         "|---|---|---|---|---|---|---|---|---|---|",
         f"| {args.vendor} | {args.n} | {args.latency:g} | {limit} | {ideal:.1f} | {wall:.1f} | {ideal / wall:.2f} "
         f"| {deferrals} | {stats['submits_accepted']} | {stats['duplicate_submits']} |",
@@ -106,7 +107,8 @@ def main() -> int:
     if not args.no_write:
         append_section(
             "Batch operator vs the vendor limit (in-process driver, sandbox)",
-            f".venv/bin/python bench/batch_throughput.py --vendor {args.vendor} --n {args.n} --latency {args.latency:g}",
+            f".venv/bin/python bench/batch_throughput.py --vendor {args.vendor} --n {args.n} "
+            f"--latency {args.latency:g}",
             table,
         )
     return 0 if summary["succeeded"] == args.n else 1
