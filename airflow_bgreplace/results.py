@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import os
+import re
 from typing import Any
 
 from PIL import Image
@@ -41,6 +42,11 @@ def download_result(
         if not fresh.result_urls:
             raise
         return client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), fresh
+
+
+def safe_path_part(part: str) -> str:
+    """A run id, task id or SKU made safe as one path segment on every filesystem and object store."""
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", part)
 
 
 def image_size(data: bytes) -> tuple[int | None, int | None]:

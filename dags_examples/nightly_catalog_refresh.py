@@ -12,7 +12,6 @@ paid vendor instead (rows may name their own vendor unless ``force_vendor``).
 
 from __future__ import annotations
 
-import re
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from airflow_bgreplace import settings
 from airflow_bgreplace.catalog.pipeline import RunFolder, finish_run, prepare_run
 from airflow_bgreplace.catalog.state import CatalogStateStore
 from airflow_bgreplace.operators.batch import BgReplaceBatchOperator
+from airflow_bgreplace.results import safe_path_part
 
 SAMPLE_MANIFEST = str(Path(__file__).resolve().parent / "sample_catalog" / "manifest.csv")
 CATALOG_UPDATED = Asset(name="bgreplace_catalog_refreshed")
@@ -31,7 +31,7 @@ CATALOG_UPDATED = Asset(name="bgreplace_catalog_refreshed")
 
 def _run_folder(params: dict[str, Any], run_id: str) -> RunFolder:
     base = params.get("output_base") or f"{settings.output_base()}/catalog"
-    return RunFolder(f"{base}/{params['catalog']}/{re.sub(r'[^A-Za-z0-9._-]+', '_', run_id)}")
+    return RunFolder(f"{base}/{params['catalog']}/{safe_path_part(run_id)}")
 
 
 @dag(

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from airflow_bgreplace import settings
 from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWriter, OutputRow
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
-from airflow_bgreplace.results import download_result, image_size, store_result
+from airflow_bgreplace.results import download_result, image_size, safe_path_part, store_result
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
 from airflow_bgreplace.vendors.assumptions import BY_VENDOR, OVER_CONCURRENCY
 from airflow_bgreplace.vendors.errors import (
@@ -161,7 +161,7 @@ class BgReplaceBatchOperator(BaseOperator):
     def _base(self, context: Any) -> ObjectStoragePath:
         if self.output_base:
             return ObjectStoragePath(self.output_base) if isinstance(self.output_base, str) else self.output_base
-        run_id = str(context.get("run_id") or "manual").replace(":", "_").replace("+", "_")
+        run_id = safe_path_part(str(context.get("run_id") or "manual"))
         return ObjectStoragePath(f"{settings.output_base()}/{self.dag_id}/{run_id}/{self.task_id}")
 
     def _manifest(self, context: Any) -> ObjectStoragePath:
@@ -338,7 +338,7 @@ class BgReplaceBatchOperator(BaseOperator):
             data, job = download_result(
                 hook.client, job, max_bytes=self.max_download_bytes, timeout_s=self.download_timeout
             )
-            target = store_result(data, self._base(context) / _safe_name(item.id))
+            target = store_result(data, self._base(context) / safe_path_part(item.id))
         except BgReplaceError as exc:
             self._write(
                 context, state, item, "failed", job_id=job.job_id, endpoint=job.endpoint, error=f"download: {exc}"
@@ -460,7 +460,3 @@ def _optional_number(value: Any) -> float | None:
     if value is None or (isinstance(value, str) and value.strip() in ("", "None", "null")):
         return None
     return float(value)
-
-
-def _safe_name(item_id: str) -> str:
-    return "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in item_id)

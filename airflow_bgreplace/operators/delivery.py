@@ -6,7 +6,6 @@ return the same XCom and fail with the same messages.
 
 from __future__ import annotations
 
-import re
 from typing import Any, ClassVar
 
 from airflow.sdk import ObjectStoragePath
@@ -14,7 +13,7 @@ from airflow.sdk.exceptions import AirflowException, AirflowFailException
 
 from airflow_bgreplace import settings
 from airflow_bgreplace.hooks.base import BgReplaceHook
-from airflow_bgreplace.results import describe_input, download_result, image_size, store_result
+from airflow_bgreplace.results import describe_input, download_result, image_size, safe_path_part, store_result
 from airflow_bgreplace.triggers.job import EVENT_STATUSES
 from airflow_bgreplace.vendors.errors import BgReplaceError, CancelNotSupportedError
 from airflow_bgreplace.vendors.status import JobStatus
@@ -26,10 +25,6 @@ STATE_DEADLINE = "bgreplace_deadline_epoch"
 
 class BgReplaceJobError(AirflowException):
     """A vendor job ended without a result; the message names vendor, job, code and reason."""
-
-
-def _safe(part: str) -> str:
-    return re.sub(r"[^A-Za-z0-9._-]+", "_", part)
 
 
 class ResultDeliveryMixin:
@@ -108,8 +103,10 @@ class ResultDeliveryMixin:
         ti = context["ti"]
         map_index = getattr(ti, "map_index", -1)
         name = self.task_id + (f"_{map_index}" if map_index is not None and map_index >= 0 else "")
-        run_id = _safe(str(context.get("run_id") or ti.run_id))
-        return ObjectStoragePath(f"{settings.output_base()}/{_safe(self.dag_id)}/{run_id}/{_safe(name)}")
+        run_id = safe_path_part(str(context.get("run_id") or ti.run_id))
+        return ObjectStoragePath(
+            f"{settings.output_base()}/{safe_path_part(self.dag_id)}/{run_id}/{safe_path_part(name)}"
+        )
 
     def forget_job(self, context: Any) -> None:
         store = context.get("task_state_store")
