@@ -30,7 +30,7 @@ import time
 import uuid
 from collections import Counter
 from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
@@ -298,10 +298,8 @@ class AirflowStack:
     def kill(self, name: str, sig: int = signal.SIGKILL) -> None:
         """Signal a process and everything it started (its session), e.g. ``kill -9`` the triggerer."""
         process = self.processes[name]
-        try:
+        with suppress(ProcessLookupError):
             os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            pass
         if sig == signal.SIGKILL:
             process.popen.wait(timeout=30)
 
@@ -309,20 +307,15 @@ class AirflowStack:
         """SIGTERM every process group, then SIGKILL what is left."""
         for process in reversed(list(self.processes.values())):
             if process.alive():
-                try:
+                with suppress(ProcessLookupError):
                     os.killpg(process.pid, signal.SIGTERM)
-                except ProcessLookupError:
-                    pass
         deadline = time.monotonic() + timeout_s
         for process in self.processes.values():
-            try:
+            with suppress(subprocess.TimeoutExpired):
                 process.popen.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                pass
-            try:  # the group: LocalExecutor workers and task runners may outlive their parent
+            # The group: LocalExecutor workers and task runners may outlive their parent.
+            with suppress(ProcessLookupError, PermissionError):
                 os.killpg(process.pid, signal.SIGKILL)
-            except (ProcessLookupError, PermissionError):
-                pass
             process.log_file.close()
         if self._engine is not None:
             self._engine.dispose()
