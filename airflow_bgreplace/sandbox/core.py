@@ -741,6 +741,9 @@ class Sandbox:
             if action is not None:
                 counters["faults_injected"] += 1
                 if action.kind == "slow":
+                    # A slow vendor has the request and is slow to answer: a client that times out
+                    # meanwhile does not take its submit back.
+                    await request.body()
                     await asyncio.sleep(action.slow_s)
                     action = None
             response = await self._answer(emulator, request, handler, action, auth, rate_bucket)
