@@ -30,7 +30,7 @@ from airflow_bgreplace.hooks.base import BgReplaceHook
 from airflow_bgreplace.operators.delivery import STATE_DEADLINE, STATE_JOB_ID, ResultDeliveryMixin
 from airflow_bgreplace.triggers.job import BgReplaceJobTrigger, event_for_status
 from airflow_bgreplace.vendors.base import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_BYTES
-from airflow_bgreplace.vendors.errors import InvalidInputError
+from airflow_bgreplace.vendors.errors import InvalidInputError, RateLimitError, TransientError
 from airflow_bgreplace.vendors.polling import PollSchedule, wait_for_terminal
 from airflow_bgreplace.vendors.status import JobStatus
 
@@ -190,9 +190,16 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
             return self.execute_complete(context, event_for_status(status))
 
         # One status read first: a job that already ended (a reattach, or a fast vendor) needs no deferral.
-        status = hook.get_status(self._job_id, self.endpoint)
-        if status.is_terminal:
-            return self.execute_complete(context, event_for_status(status))
+        # A read that fails after its retries only skips that shortcut: the trigger tolerates outages.
+        try:
+            first: JobStatus | None = hook.get_status(self._job_id, self.endpoint)
+        except (TransientError, RateLimitError) as exc:
+            self.log.warning(
+                "%s job %s: first status read failed (%s); waiting in the trigger", self.vendor, self._job_id, exc
+            )
+            first = None
+        if first is not None and first.is_terminal:
+            return self.execute_complete(context, event_for_status(first))
         self.defer(
             trigger=BgReplaceJobTrigger(
                 vendor=self.vendor,
