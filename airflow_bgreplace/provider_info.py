@@ -36,6 +36,19 @@ COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "description": "Total time one call may spend in retries.",
         "schema": {"type": ["number", "null"], "default": 120},
     },
+    # The URL policy (vendors/url_policy.py) for URLs the provider fetches itself: results, image URLs.
+    "allow_http": {
+        "label": "Allow plain http URLs",
+        "description": "Fetch result and image URLs over plain http too (default: https only; the base "
+        "URL's own origin is always allowed).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
+    "allow_private_addresses": {
+        "label": "Allow private addresses",
+        "description": "Fetch result and image URLs that resolve to private, loopback or link-local "
+        "addresses (default: refused, so a URL cannot reach internal services or cloud metadata).",
+        "schema": {"type": ["boolean", "null"], "default": False},
+    },
 }
 
 _STAGING_FIELDS: dict[str, dict[str, Any]] = {

@@ -8,12 +8,13 @@ from __future__ import annotations
 import io
 import os
 import re
+import time
 from typing import Any
 
 from PIL import Image
 
 from airflow_bgreplace.vendors.base import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_BYTES, VendorClient
-from airflow_bgreplace.vendors.errors import DownloadError
+from airflow_bgreplace.vendors.errors import DownloadError, DownloadTimeoutError, ResultExpiredError
 from airflow_bgreplace.vendors.inputs import extension_for, sniff_content_type
 from airflow_bgreplace.vendors.status import JobStatus
 
@@ -31,17 +32,25 @@ def download_result(
     """The first result image of ``job``.
 
     Result URLs expire (Runflow's within the hour); on an expired URL the status is read once
-    more, since vendors sign a fresh URL on every read, and the download is tried again.
+    more, since vendors sign a fresh URL on every read, and the download is tried again. Other
+    download errors (refused by the URL policy, too large, too slow) are not retried: a fresh URL
+    would not change them. ``timeout_s`` bounds both tries together.
     """
     if not job.result_urls:
         raise DownloadError(f"{job.vendor} job {job.job_id} succeeded but returned no result URL")
+    deadline = time.monotonic() + timeout_s
     try:
         return client.download(job.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), job
-    except DownloadError:
+    except ResultExpiredError:
         fresh = client.get_status(job.job_id, job.endpoint)
         if not fresh.result_urls:
             raise
-        return client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), fresh
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise DownloadTimeoutError(
+                f"{job.vendor} job {job.job_id}: no time left within {timeout_s:g} s for a fresh result URL"
+            ) from None
+        return client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=left), fresh
 
 
 def safe_path_part(part: str) -> str:

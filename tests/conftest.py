@@ -85,12 +85,18 @@ def product_photo(tmp_path: Path) -> Path:
 def sandbox_connection(
     sandbox: object, vendor: str, extra: dict[str, object] | None = None, key: str = "sandbox-key"
 ) -> str:
-    """The AIRFLOW_CONN_* JSON of a vendor connection pointing at the sandbox."""
+    """The AIRFLOW_CONN_* JSON of a vendor connection pointing at the sandbox.
+
+    Like the sandbox's own ``connection_uri``, it lets the provider fetch http://127.0.0.1 URLs
+    (the sandbox, ``static_server``); ``extra`` may override that.
+    """
+    from airflow_bgreplace.sandbox.server import SANDBOX_URL_POLICY
+
     return json.dumps(
         {
             "conn_type": f"bgreplace_{vendor}",
             "host": sandbox.vendor_url(vendor),  # type: ignore[attr-defined]
             "password": key,
-            "extra": extra or {},
+            "extra": {**SANDBOX_URL_POLICY, **(extra or {})},
         }
     )

@@ -6,16 +6,23 @@ transparency (drawn over a checkerboard), and are either embedded as data URIs (
 one file to attach to an e-mail or open from a bucket) or written to a folder beside the page,
 which keeps the HTML small for catalogs of thousands of items. The status filter at the top is
 CSS radio buttons, so it works where scripts are blocked.
+
+Decoding up to 2,000 cards' photos and cut-outs is most of an unchanged night's work, so the
+nightly run keeps its thumbnails in a ``cache`` folder between runs: a local source whose path,
+size and modification time are unchanged (the rsync rule, as for the catalog's content hashes)
+gets last night's thumbnail back without being read.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import html
 import io
 import os
 import posixpath
+import threading
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,6 +48,8 @@ DEFAULT_THUMB_PX: Final = 320
 DEFAULT_MAX_CARDS: Final = 2000
 #: Sources larger than this are not thumbnailed (a contact sheet must not stall on one huge file).
 MAX_SOURCE_BYTES: Final = 60 * 1024 * 1024
+#: Nor sources declaring more pixels (checked from the header: a small PNG may declare 50,000 x 50,000).
+MAX_SOURCE_PIXELS: Final = 89_478_485
 _REFERENCE_PX: Final = 96
 _JPEG_QUALITY: Final = 80
 #: Problems first: the person reading the page is looking for what went wrong.
@@ -85,6 +94,7 @@ def write_contact_sheet(
     thumb_px: int = DEFAULT_THUMB_PX,
     max_cards: int | None = DEFAULT_MAX_CARDS,
     max_workers: int = 8,
+    cache: str | os.PathLike[str] | None = None,
 ) -> ContactSheet:
     """Write the contact sheet of a run's output rows to ``output`` (a path, URI or ``ObjectStoragePath``).
 
@@ -92,7 +102,9 @@ def write_contact_sheet(
     such as ``"contact_sheet_files"``, where JPEG/PNG thumbnails are written. ``items`` (the
     manifest's :class:`CatalogItem`) add the treatment details: colour swatch, prompt, reference.
     ``summary`` defaults to :func:`~airflow_bgreplace.catalog.outputs.summarise` of ``rows``.
-    Images that are http(s) URLs are not downloaded; their card says so.
+    Images that are http(s) URLs are not downloaded; their card says so. ``cache`` is a local
+    folder of thumbnails kept between runs (local sources only); after the page is written it
+    holds only the thumbnails this page used.
     """
     outcomes = latest_outcomes(row if isinstance(row, OutputRow) else OutputRow.model_validate(row) for row in rows)
     totals = dict(summary) if summary is not None else summarise(outcomes)
@@ -106,7 +118,7 @@ def write_contact_sheet(
     if max_cards is not None and len(shown) > max_cards:
         shown, hidden = shown[:max_cards], len(shown) - max_cards
 
-    store = _ThumbnailStore(output, thumbnails)
+    store = _ThumbnailStore(output, thumbnails, None if cache is None else _ThumbnailCache(cache))
     wanted: dict[tuple[str, int], None] = {}
     for row in shown:
         for uri in (row.input_uri, row.output_uri):
@@ -138,6 +150,8 @@ def write_contact_sheet(
         local.parent.mkdir(parents=True, exist_ok=True)
     with locations.open_binary(output, "wb") as handle:
         handle.write(data)
+    if store.cache is not None:
+        store.cache.prune()
     unavailable = sum(1 for value in made.values() if value.src is None)
     return ContactSheet(
         uri=locations.location_text(output),
@@ -154,7 +168,8 @@ def write_contact_sheet(
 class _ThumbnailStore:
     """Makes thumbnails and says where the page finds them (a data URI or a relative file)."""
 
-    def __init__(self, page: Location, folder: str) -> None:
+    def __init__(self, page: Location, folder: str, cache: _ThumbnailCache | None = None) -> None:
+        self.cache = cache
         self.inline = folder == INLINE
         self.folder = folder.strip("/")
         if not self.inline:
@@ -168,9 +183,15 @@ class _ThumbnailStore:
                 os.makedirs(os.path.join(self.base, self.folder), exist_ok=True)
 
     def make(self, uri: str, px: int) -> Thumbnail:
+        key = self.cache.key(uri, px) if self.cache is not None else None
         try:
-            data = _read_image_bytes(uri)
-            encoded, kind, size, alpha = _encode_thumbnail(data, px)
+            cached = self.cache.get(key) if self.cache is not None and key is not None else None
+            if cached is not None:
+                encoded, kind, size, alpha = cached
+            else:
+                encoded, kind, size, alpha = _encode_thumbnail(_read_image_bytes(uri), px)
+                if self.cache is not None and key is not None:
+                    self.cache.put(key, encoded)
         except _Unavailable as exc:
             return Thumbnail(None, problem=str(exc))
         except (OSError, ValueError, Image.DecompressionBombError) as exc:
@@ -190,6 +211,68 @@ class _ThumbnailStore:
         else:
             with locations.open_binary(f"{self.base}/{self.folder}/{name}", "wb") as handle:
                 handle.write(data)
+
+
+class _ThumbnailCache:
+    """Encoded thumbnails in a local folder, one file per (source path, size, mtime, px).
+
+    A changed source gets a new key, so a stale thumbnail is never served; :meth:`prune` then
+    drops every file this page did not use, which bounds the folder to one page's thumbnails.
+    Files are written whole (temporary name, then rename), so a concurrent reader sees either
+    the old set or the new file, and losing a file only costs its re-encoding.
+    """
+
+    _SUFFIX: Final = ".thumb"
+
+    def __init__(self, folder: str | os.PathLike[str]) -> None:
+        self.folder = os.fspath(folder)
+        os.makedirs(self.folder, exist_ok=True)
+        self._used: set[str] = set()
+        self._lock = threading.Lock()
+
+    def key(self, uri: str, px: int) -> str | None:
+        path = locations.local_path(uri)
+        if path is None:
+            return None  # object storage: no cheap identity, so no cache
+        try:
+            stat = os.stat(path)
+        except OSError:
+            return None
+        identity = f"{os.path.abspath(path)}|{stat.st_size}|{stat.st_mtime_ns}|{px}"
+        name = hashlib.sha256(identity.encode()).hexdigest()[:40] + self._SUFFIX
+        with self._lock:
+            self._used.add(name)
+        return name
+
+    def get(self, name: str) -> tuple[bytes, str, tuple[int, int], bool] | None:
+        try:
+            with open(os.path.join(self.folder, name), "rb") as handle:
+                data = handle.read()
+            with Image.open(io.BytesIO(data)) as image:  # reads the header only
+                size = image.size
+        except (OSError, ValueError, Image.DecompressionBombError):
+            return None
+        # _encode_thumbnail writes PNG exactly when the thumbnail has transparency.
+        png = data.startswith(b"\x89PNG")
+        return data, "png" if png else "jpeg", size, png
+
+    def put(self, name: str, data: bytes) -> None:
+        target = os.path.join(self.folder, name)
+        partial = f"{target}.{os.getpid()}.{threading.get_ident()}.part"
+        try:
+            with open(partial, "wb") as handle:
+                handle.write(data)
+            os.replace(partial, target)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.remove(partial)  # a cache that cannot be written only costs speed
+
+    def prune(self) -> None:
+        with contextlib.suppress(OSError), os.scandir(self.folder) as entries:
+            for entry in entries:
+                if entry.name.endswith(self._SUFFIX) and entry.name not in self._used:
+                    with contextlib.suppress(OSError):
+                        os.remove(entry.path)
 
 
 class _Unavailable(Exception):
@@ -214,6 +297,8 @@ def _read_image_bytes(uri: str) -> bytes:
 def _encode_thumbnail(data: bytes, px: int) -> tuple[bytes, str, tuple[int, int], bool]:
     """``(bytes, "jpeg"|"png", size, has_alpha)``: PNG only where transparency must survive."""
     with Image.open(io.BytesIO(data)) as source:
+        if source.width * source.height > MAX_SOURCE_PIXELS:
+            raise _Unavailable(f"{source.width}x{source.height}: too many pixels to thumbnail")
         source.draft("RGB", (px * 2, px * 2))  # JPEG decodes at a fraction of full size: much faster
         image = ImageOps.exif_transpose(source)
         image.thumbnail((px, px), Image.Resampling.LANCZOS)

@@ -54,6 +54,12 @@ _TREATMENT_ALIASES: Final = {"colour": "color"}
 _OUTPUT_FORMAT_ALIASES: Final = {"jpg": "jpeg"}
 _HEX_COLOUR = re.compile(r"#?([0-9A-Fa-f]{6})")
 _UNFIT_FOR_FILE_NAME = re.compile(r"[/\\\x00-\x1f]")
+#: Network protocols that name no object store: fsspec would open some of them (ftp, sftp, smb)
+#: from the worker, which is not where catalog images are meant to come from.
+_NOT_STORAGE_SCHEMES: Final = frozenset(
+    {"ftp", "ftps", "sftp", "ssh", "scp", "smb", "cifs", "tftp", "telnet", "gopher", "ldap", "ldaps", "dict",
+     "ws", "wss", "jar"}
+)
 MAX_SKU_LENGTH: Final = 128
 
 ManifestFormat = Literal["csv", "jsonl"]
@@ -487,6 +493,10 @@ def _required_text(value: Any, why: str) -> str:
 def _resolve_location(text: str, context: RowContext) -> str:
     """Normalise an image/reference: URLs and store URIs as given, paths made absolute."""
     scheme = locations.scheme_of(text)
+    if scheme in _NOT_STORAGE_SCHEMES:
+        raise ValueError(
+            f"{text[:60]!r}: {scheme}:// is not supported (use a path, an http(s) URL or an object-storage URI)"
+        )
     if scheme is not None and scheme != "file":
         return text  # http(s) URL or object-storage URI
     if scheme is None and locations.has_bare_scheme(text):

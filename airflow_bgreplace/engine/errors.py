@@ -12,7 +12,8 @@ class EngineInputError(EngineError, ValueError):
 
     ``which`` names the input (``image``, ``reference``, a parameter name) and ``cause`` is a
     short machine-readable reason (``decode``, ``truncated``, ``too_small``, ``too_large``,
-    ``parameter``), so callers can map it to their own error codes without parsing the message.
+    ``animated``, ``parameter``), so callers can map it to their own error codes without parsing
+    the message.
     """
 
     def __init__(self, message: str, *, which: str = "image", cause: str = "decode") -> None:

@@ -58,6 +58,13 @@ def decode_image(image: bytes | Image.Image, *, which: str = "image", max_pixels
         pil = image
         source_format = pil.format
         _check_size(pil.size, which=which, max_pixels=max_pixels)
+        if getattr(pil, "is_animated", False):
+            # Keeping the first frame would silently differ from what the catalog shows.
+            raise EngineInputError(
+                f"{which} is an animated {pil.format} ({getattr(pil, 'n_frames', '?')} frames); give a still image",
+                which=which,
+                cause="animated",
+            )
         try:
             pil.load()
         except (OSError, ValueError, SyntaxError, EOFError) as exc:
@@ -70,10 +77,23 @@ def decode_image(image: bytes | Image.Image, *, which: str = "image", max_pixels
             pil = Image.open(io.BytesIO(data))
         except Image.DecompressionBombError as exc:
             raise EngineInputError(f"{which} is too large: {exc}", which=which, cause="too_large") from exc
-        except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        except UnidentifiedImageError as exc:  # Pillow's message names only a BytesIO object
+            raise EngineInputError(
+                f"{which} is not an image in a format Pillow reads (PNG, JPEG, WebP, GIF, TIFF...)",
+                which=which,
+                cause="decode",
+            ) from exc
+        except (OSError, ValueError, SyntaxError, EOFError) as exc:
             raise EngineInputError(f"{which} is not a decodable image: {exc}", which=which, cause="decode") from exc
         source_format = pil.format
         _check_size(pil.size, which=which, max_pixels=max_pixels)
+        if getattr(pil, "is_animated", False):
+            # Keeping the first frame would silently differ from what the catalog shows.
+            raise EngineInputError(
+                f"{which} is an animated {pil.format} ({getattr(pil, 'n_frames', '?')} frames); give a still image",
+                which=which,
+                cause="animated",
+            )
         try:
             pil.load()
         except (OSError, ValueError, SyntaxError, EOFError) as exc:

@@ -17,6 +17,10 @@ Connection fields (all vendors):
   URL for local images), ``use_vendor_upload`` (fal: upload local images to fal storage instead
   of sending them inline; ImagePipeline: its upload endpoint, on by default), ``rest_base_url``
   (fal storage host), and webhook settings (see ``docs/webhooks.md``).
+* **extra**, URL policy (``vendors/url_policy.py``) for the URLs the provider fetches itself
+  (results, image URLs it reads): ``allow_http`` (default false: https only) and
+  ``allow_private_addresses`` (default false: public addresses only). The base URL's own origin
+  is always trusted. The local sandbox's connections set both.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ from airflow_bgreplace.vendors.errors import BgReplaceError
 from airflow_bgreplace.vendors.inputs import ObjectStorageStager, Stager
 from airflow_bgreplace.vendors.retry import RetryPolicy
 from airflow_bgreplace.vendors.status import JobStatus, SubmittedJob
+from airflow_bgreplace.vendors.url_policy import UrlPolicy
 
 
 class BgReplaceHook(BaseHook):
@@ -66,6 +71,7 @@ class BgReplaceHook(BaseHook):
             "base_url": _base_url(conn.host, conn.schema) or None,
             "timeout_s": float(extra.get("timeout_s") or 30),
             "retry": retry,
+            "url_policy": UrlPolicy.from_extra(extra),
         }
 
     def make_api(self, extra: Mapping[str, Any], base_url: str | None) -> VendorApi:

@@ -24,6 +24,8 @@ from airflow_bgreplace.sandbox.config import SandboxSettings
 from airflow_bgreplace.serving import BackgroundServer
 
 DEFAULT_API_KEY = "sandbox-key"
+#: Connection extras of a sandbox connection: its URLs are http://127.0.0.1 (see connection_uri).
+SANDBOX_URL_POLICY: dict[str, bool] = {"allow_http": True, "allow_private_addresses": True}
 
 
 class SandboxClient:
@@ -103,10 +105,17 @@ class SandboxClient:
         """The value of an ``AIRFLOW_CONN_*`` variable for the vendor's hook (JSON form).
 
         The hooks read ``host`` as the base-URL override; ``api_key`` defaults to the sandbox's
-        configured key, else ``sandbox-key``.
+        configured key, else ``sandbox-key``. The sandbox and the files next to it live on
+        http://127.0.0.1, so the connection allows plain http and private addresses for the URLs
+        the provider fetches itself (``vendors/url_policy.py``); a real vendor connection does not.
         """
         return json.dumps(
-            {"conn_type": f"bgreplace_{vendor}", "host": self.vendor_url(vendor), "password": self._api_key(api_key)}
+            {
+                "conn_type": f"bgreplace_{vendor}",
+                "host": self.vendor_url(vendor),
+                "password": self._api_key(api_key),
+                "extra": dict(SANDBOX_URL_POLICY),
+            }
         )
 
     def connection_env(self, vendor: str, conn_id: str, api_key: str | None = None) -> dict[str, str]:

@@ -12,6 +12,8 @@ import enum
 import hashlib
 import ipaddress
 import json
+import re
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -33,6 +35,7 @@ from airflow_bgreplace.vendors.errors import (
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
+    ResultExpiredError,
     SubmissionUncertainError,
     TransientError,
     VendorError,
@@ -44,6 +47,7 @@ from airflow_bgreplace.vendors.inputs import (
     NoStager,
     ReadablePath,
     Stager,
+    inspect_image,
     is_data_uri,
     is_remote_url,
     load_local_image,
@@ -58,6 +62,11 @@ from airflow_bgreplace.vendors.transport import (
     Operation,
     SyncDriver,
 )
+from airflow_bgreplace.vendors.url_policy import (
+    DEFAULT_DOWNLOAD_TIMEOUT_S,
+    DEFAULT_MAX_DOWNLOAD_BYTES,
+    UrlPolicy,
+)
 from airflow_bgreplace.vendors.webhooks import (
     VerifiedWebhook,
     WebhookCredentials,
@@ -66,14 +75,22 @@ from airflow_bgreplace.vendors.webhooks import (
     webhook_json,
 )
 
-#: Result downloads: bounded in size and time (DEVELOPERS.md: downloads are always bounded).
-DEFAULT_MAX_DOWNLOAD_BYTES = 100 * 1024 * 1024
-DEFAULT_DOWNLOAD_TIMEOUT_S = 120.0
-
-
 T = TypeVar("T")
 
+#: ``javascript:...``, ``mailto:...``: a scheme without ``//``. Two letters at least, so that a
+#: Windows drive (``C:\\photos``) stays a path.
+_BARE_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:(?!//)")
+
 # --------------------------------------------------------------------------- request models
+
+
+def image_label(source: Any) -> str:
+    """An image input for messages: a path or URL as given, bytes and data URIs by their size."""
+    if isinstance(source, bytes | bytearray):
+        return f"<{len(source)} bytes>"
+    if is_data_uri(source):
+        return f"<data URI, {len(source)} characters>"
+    return str(source)[:200]
 
 
 def _check_image_source(value: Any) -> Any:
@@ -81,10 +98,16 @@ def _check_image_source(value: Any) -> Any:
     if isinstance(value, str):
         if not value:
             raise ValueError("must not be empty")
-        if is_remote_url(value) or is_data_uri(value):
+        if is_remote_url(value):
+            return value
+        if is_data_uri(value):
+            if not value[5:].lower().startswith("image/") or ";base64," not in value.split(",", 1)[0] + ",":
+                raise ValueError("a data URI must be data:image/<format>;base64,<data>")
             return value
         if "://" in value:
-            raise ValueError(f"unsupported URL scheme in {value.split('://', 1)[0]!r} (use http(s) or a path)")
+            raise ValueError(f"unsupported URL scheme {value.split('://', 1)[0]!r} (use http(s) or a path)")
+        if _BARE_SCHEME.match(value):
+            raise ValueError(f"unsupported URL scheme {value.split(':', 1)[0]!r} (use http(s) or a path)")
         return value  # a local path; read (and checked) when the request is prepared
     if isinstance(value, bytes | bytearray):
         if not value:
@@ -239,20 +262,33 @@ class VendorApi(ErrorTranslator):
 
     # -- preparing a request -----------------------------------------------
     def resolve_image(self, endpoint: str, field: str, source: ImageSource) -> Operation[str]:
-        """Turn an image input into a URL or data URI the vendor accepts."""
+        """Turn an image input into a URL or data URI the vendor accepts.
+
+        Images that pass through us (paths, bytes, data URIs) are checked first
+        (:func:`~.inputs.inspect_image`): a file that is not a usable image costs no paid call.
+        A URL is the vendor's to fetch and is passed on.
+        """
         if is_remote_url(source):
             assert isinstance(source, str)
             return source
+        image = self._local_image(endpoint, field, source)
         if is_data_uri(source) and self.accepts_data_uris:
             assert isinstance(source, str)
             return source
+        if self.accepts_data_uris:
+            return image.data_uri()
+        return (yield from self.stage(field, image))
+
+    def _local_image(self, endpoint: str, field: str, source: ImageSource) -> LocalImage:
         try:
             image = load_local_image(source, default_name=field)
         except (ValueError, OSError) as exc:
             raise InvalidInputError(self.vendor, endpoint, field, str(exc)) from exc
-        if self.accepts_data_uris:
-            return image.data_uri()
-        return (yield from self.stage(field, image))
+        try:
+            inspect_image(image.data)
+        except ValueError as exc:
+            raise InvalidInputError(self.vendor, endpoint, field, f"{image_label(source)} {exc}") from exc
+        return image
 
     def stage(self, field: str, image: LocalImage) -> Operation[str]:
         stager = self.stager or NoStager(self.display_name, field)
@@ -265,26 +301,35 @@ class VendorApi(ErrorTranslator):
         The fetch never carries the vendor's key and is bounded like every input.
         """
         if not is_remote_url(source):
-            try:
-                return load_local_image(source, default_name=field)
-            except (ValueError, OSError) as exc:
-                raise InvalidInputError(self.vendor, endpoint, field, str(exc)) from exc
+            return self._local_image(endpoint, field, source)
         assert isinstance(source, str)
-        answer = yield ApiRequest(
-            "GET",
-            source,
-            authenticated=False,
-            expect_json=False,
-            max_bytes=MAX_INPUT_BYTES,
-            accept_statuses=frozenset(range(400, 500)),
-        )
         shown = source.split("?", 1)[0]  # presigned URLs carry secrets in the query
+        try:
+            answer = yield ApiRequest(
+                "GET",
+                source,
+                authenticated=False,
+                expect_json=False,
+                max_bytes=MAX_INPUT_BYTES,
+                accept_statuses=frozenset(range(400, 500)),
+                external=True,
+                deadline=time.monotonic() + DEFAULT_DOWNLOAD_TIMEOUT_S,
+            )
+        except DownloadError as exc:  # refused by the URL policy, too large, too slow
+            raise InvalidInputError(self.vendor, endpoint, field, f"could not fetch {shown}: {exc}") from exc
+        except TransientError as exc:  # unreachable: still worth a retry of the task, so keep the class
+            raise TransientError(
+                self.vendor, f"field {field!r}: could not fetch {shown}: {exc.message}", status_code=exc.status_code
+            ) from exc
         if not answer.is_success:
             raise InvalidInputError(self.vendor, endpoint, field, f"could not fetch {shown}: HTTP {answer.status_code}")
+        name = PurePosixPath(urlsplit(source).path).name or field
         try:
-            return load_local_image(answer.content, default_name=PurePosixPath(urlsplit(source).path).name or field)
+            image = load_local_image(answer.content, default_name=name)
+            inspect_image(image.data)
         except ValueError as exc:
-            raise InvalidInputError(self.vendor, endpoint, field, f"{shown}: {exc}") from exc
+            raise InvalidInputError(self.vendor, endpoint, field, f"{shown} {exc}") from exc
+        return image
 
     @staticmethod
     def fingerprint(endpoint: str, request: RequestModel) -> str:
@@ -556,9 +601,11 @@ def _download(api: VendorApi, url: str, max_bytes: int, timeout_s: float) -> Ope
         max_bytes=max_bytes,
         timeout_s=timeout_s,
         accept_statuses=frozenset({401, 403, 404, 410}),
+        external=True,
+        deadline=time.monotonic() + timeout_s,  # one deadline for every attempt
     )
     if not response.is_success:
-        raise DownloadError(
+        raise ResultExpiredError(
             f"{api.vendor}: result URL answered HTTP {response.status_code} (expired or withdrawn); "
             "read the job status again for a fresh URL"
         )
@@ -581,15 +628,20 @@ class _ClientBase:
         base_url: str | None = None,
         timeout_s: float = 30.0,
         retry: RetryPolicy | None = None,
+        url_policy: UrlPolicy | None = None,
     ) -> None:
+        """``url_policy``: what result and input URLs may be fetched (default: https, public
+        addresses only; the base URL's own origin is always trusted). See url_policy.py."""
         if not api_key and api.requires_api_key:
             raise AuthenticationError(api.vendor, "no API key configured (set the connection password)")
         self.api = api
         self.retry = retry or RetryPolicy()
+        base = (base_url or api.default_base_url).rstrip("/")
         self.connection = Connection(
-            base_url=(base_url or api.default_base_url).rstrip("/"),
+            base_url=base,
             auth_headers=api.auth_headers(api_key),
             timeout_s=timeout_s,
+            url_policy=(url_policy or UrlPolicy()).with_origin(base),
         )
 
     @property

@@ -119,6 +119,25 @@ class DownloadError(BgReplaceError):
     """A result could not be downloaded (expired URL, too large, too slow, not allowed)."""
 
 
+class ResultExpiredError(DownloadError):
+    """The result URL answered 401/403/404/410: expired or withdrawn; a fresh status read may sign a new one."""
+
+
+class UrlNotAllowedError(DownloadError):
+    """A URL we did not choose breaks the connection's URL policy (scheme, address, redirects).
+
+    See :mod:`airflow_bgreplace.vendors.url_policy`; the message names the URL and the rule.
+    """
+
+
+class DownloadTooLargeError(DownloadError):
+    """The answer passed its size bound (counted while streaming)."""
+
+
+class DownloadTimeoutError(DownloadError):
+    """The fetch passed its wall-clock deadline (connection, redirects and body together)."""
+
+
 class WebhookError(BgReplaceError):
     """A webhook delivery was refused; ``vendor`` names whose route it came to."""
 

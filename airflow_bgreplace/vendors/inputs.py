@@ -14,6 +14,7 @@ import base64
 import io
 import mimetypes
 import os
+import warnings
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +26,11 @@ from airflow_bgreplace.vendors.transport import ApiRequest, Operation
 
 #: Largest image we read from a local source to send to a vendor.
 MAX_INPUT_BYTES = 50 * 1024 * 1024
+#: Most pixels an input image may declare: Pillow's own decompression-bomb threshold, set here
+#: explicitly and checked from the header, so a tiny file declaring 50,000 x 50,000 costs nothing.
+MAX_INPUT_PIXELS = 89_478_485
+#: Smaller images carry no product (and the local engine refuses them): not worth a paid call.
+MIN_INPUT_SIDE = 8
 
 
 @runtime_checkable
@@ -114,6 +120,73 @@ def load_local_image(source: ImageSource, default_name: str = "image") -> LocalI
     if "." not in name:
         name += extension_for(content_type)
     return LocalImage(data=data, filename=name, content_type=content_type)
+
+
+def inspect_image(data: bytes) -> tuple[str, int, int]:
+    """``(format, width, height)`` of an image about to be sent; ``ValueError`` says what is wrong.
+
+    Refused: what is not an image (named by what it looks like), truncated or corrupt files,
+    sizes outside :data:`MIN_INPUT_SIDE` .. :data:`MAX_INPUT_PIXELS` (from the header, before any
+    pixel is decoded) and animations (a vendor would silently keep one frame). CMYK, 16-bit and
+    palette images are fine: every vendor and the local engine convert them.
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own limit applies below
+            with Image.open(io.BytesIO(data)) as image:
+                fmt, (width, height) = str(image.format), image.size
+                frames = int(getattr(image, "n_frames", 1)) if getattr(image, "is_animated", False) else 1
+    except Image.DecompressionBombError as exc:
+        raise ValueError(f"is too large: {exc} (the limit here is {MAX_INPUT_PIXELS} pixels)") from None
+    except UnidentifiedImageError:
+        raise ValueError(f"is not an image ({_looks_like(data)})") from None
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ValueError(f"is not a readable image ({_looks_like(data)}): {exc}") from None
+    if width * height > MAX_INPUT_PIXELS:
+        raise ValueError(f"is {width}x{height} = {width * height} pixels, more than the limit of {MAX_INPUT_PIXELS}")
+    if min(width, height) < MIN_INPUT_SIDE:
+        raise ValueError(f"is {width}x{height}; both sides must be at least {MIN_INPUT_SIDE} px")
+    if frames > 1:
+        raise ValueError(f"is an animated {fmt} ({frames} frames); give a still image")
+    _check_complete(data, fmt)
+    return fmt, width, height
+
+
+def _check_complete(data: bytes, fmt: str) -> None:
+    """Read the whole file without keeping its pixels: truncation and corruption show here."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                if fmt == "PNG":
+                    image.verify()  # every chunk and its CRC, no pixel decoding
+                else:
+                    if fmt == "JPEG":
+                        image.draft("RGB", (max(1, image.width // 8), max(1, image.height // 8)))  # 1/64 the pixels
+                    image.load()
+    except (OSError, ValueError, SyntaxError, EOFError) as exc:
+        cause = "truncated" if "truncat" in str(exc).lower() or isinstance(exc, EOFError) else "corrupt"
+        raise ValueError(f"is a {cause} {fmt} file: {exc}") from None
+
+
+def _looks_like(data: bytes) -> str:
+    head = data[:512]
+    if head.lstrip().lower().startswith((b"<!doctype html", b"<html")):
+        return "it looks like an HTML page"
+    if head.startswith(b"PK\x03\x04"):
+        return "it is a zip archive"
+    if head.startswith(b"%PDF"):
+        return "it is a PDF"
+    try:
+        head.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3:  # not just a character cut at the 512th byte
+            return "unrecognised binary data"
+    return "it looks like text"
 
 
 def build_zip(members: dict[str, LocalImage]) -> LocalImage:

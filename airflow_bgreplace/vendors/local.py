@@ -140,8 +140,8 @@ class LocalApi(VendorApi):
                 )
             else:
                 result = engine.remove_background(image, output_format=request.output_format)  # type: ignore[attr-defined]
-        except engine.EngineInputError as exc:
-            raise InvalidInputError(self.vendor, spec.name, "image", str(exc)) from exc
+        except engine.EngineInputError as exc:  # names its input: image, reference, color, shading...
+            raise InvalidInputError(self.vendor, spec.name, exc.which, f"{exc} ({exc.cause})") from exc
         status = JobStatus(
             vendor=self.vendor,
             endpoint=spec.name,

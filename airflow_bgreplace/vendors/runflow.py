@@ -44,7 +44,15 @@ from airflow_bgreplace.vendors.errors import (
     TransientError,
     VendorError,
 )
-from airflow_bgreplace.vendors.inputs import LocalImage, build_zip, extension_for, is_remote_url, load_local_image
+from airflow_bgreplace.vendors.inputs import (
+    MAX_INPUT_BYTES,
+    LocalImage,
+    build_zip,
+    extension_for,
+    inspect_image,
+    is_remote_url,
+    load_local_image,
+)
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob, map_state
 from airflow_bgreplace.vendors.transport import ApiRequest, Operation
 from airflow_bgreplace.vendors.webhooks import (
@@ -242,14 +250,25 @@ class RunflowApi(VendorApi):
         try:
             archive = load_local_image(source, default_name="inputs.zip")
             with zipfile.ZipFile(BytesIO(archive.data)) as opened:
-                present = set(opened.namelist())
+                members = {info.filename: info for info in opened.infolist()}
+                for field, name in zip(("file_image", "file_reference"), names, strict=True):
+                    if name not in members:
+                        raise InvalidInputError(
+                            self.vendor, REPLACE, field, f"{name!r} is not in the zip (it holds {sorted(members)})"
+                        )
+                    # The declared size bounds what is decompressed: a zip bomb stops here.
+                    if members[name].file_size > MAX_INPUT_BYTES:
+                        raise InvalidInputError(
+                            self.vendor, REPLACE, field, f"{name!r} in the zip is larger than {MAX_INPUT_BYTES} bytes"
+                        )
+                    try:
+                        inspect_image(opened.read(name))
+                    except ValueError as exc:
+                        raise InvalidInputError(self.vendor, REPLACE, field, f"{name!r} in the zip {exc}") from None
         except (ValueError, OSError, zipfile.BadZipFile) as exc:
+            if isinstance(exc, InvalidInputError):
+                raise
             raise InvalidInputError(self.vendor, REPLACE, "zip_url", f"not a readable zip archive: {exc}") from exc
-        for field, name in zip(("file_image", "file_reference"), names, strict=True):
-            if name not in present:
-                raise InvalidInputError(
-                    self.vendor, REPLACE, field, f"{name!r} is not in the zip (it holds {sorted(present)})"
-                )
         return (yield from self.stage("zip_url", archive))
 
     def _color_input(self, request: RunflowBackgroundColorRequest) -> Operation[dict[str, Any]]:

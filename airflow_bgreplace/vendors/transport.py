@@ -25,6 +25,7 @@ from airflow_bgreplace.vendors.errors import (
     VendorError,
 )
 from airflow_bgreplace.vendors.retry import RetryPolicy
+from airflow_bgreplace.vendors.url_policy import UrlPolicy, fetch_async, fetch_sync
 
 T = TypeVar("T")
 
@@ -54,6 +55,11 @@ class ApiRequest:
     #: Bound on the answer's size (result downloads).
     max_bytes: int | None = None
     timeout_s: float | None = None
+    #: A URL we did not choose (a vendor's result URL, a user's image URL): fetched under the
+    #: connection's UrlPolicy (scheme, addresses, redirects, size and a wall-clock deadline).
+    external: bool = False
+    #: ``time.monotonic()`` by which an external fetch, retries included, must be complete.
+    deadline: float | None = None
     #: For SubmissionUncertainError: what the vendor will echo back to find the job.
     submission_ref: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
@@ -118,14 +124,14 @@ def run_with_retries(
     except StopIteration as done:
         return done.value
     while True:
-        failure: VendorError | None = None
+        failure: VendorError | DownloadError | None = None
         response: httpx.Response | None = None
         if isinstance(step, Sleep):
             yield step
         else:
             try:
                 response = yield from _send_with_retries(step, errors, policy, clock)
-            except VendorError as exc:
+            except (VendorError, DownloadError) as exc:  # DownloadError: a refused or unbounded fetch
                 failure = exc
         try:
             step = operation.throw(failure) if failure is not None else operation.send(response)  # type: ignore[arg-type]
@@ -199,6 +205,8 @@ class Connection:
     base_url: str
     auth_headers: dict[str, str]
     timeout_s: float = 30.0
+    #: What external URLs may be fetched (see url_policy.py); the base URL's origin is trusted.
+    url_policy: UrlPolicy = field(default_factory=UrlPolicy)
 
 
 def build_request(client: httpx.Client | httpx.AsyncClient, conn: Connection, req: ApiRequest) -> httpx.Request:
@@ -249,12 +257,14 @@ class SyncDriver:
                     continue
                 try:
                     feed = self._send(action.request)
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, DownloadError) as exc:
                     error = exc
         except StopIteration as done:
             return done.value
 
     def _send(self, req: ApiRequest) -> httpx.Response:
+        if req.external:
+            return fetch_sync(self._client, req, self.conn.url_policy, self.conn.timeout_s)
         response = self._client.send(build_request(self._client, self.conn, req), stream=True)
         try:
             if req.max_bytes is None:
@@ -298,12 +308,14 @@ class AsyncDriver:
                     continue
                 try:
                     feed = await self._send(action.request)
-                except httpx.HTTPError as exc:
+                except (httpx.HTTPError, DownloadError) as exc:
                     error = exc
         except StopIteration as done:
             return done.value
 
     async def _send(self, req: ApiRequest) -> httpx.Response:
+        if req.external:
+            return await fetch_async(self._client, req, self.conn.url_policy, self.conn.timeout_s)
         response = await self._client.send(build_request(self._client, self.conn, req), stream=True)
         try:
             if req.max_bytes is None:

@@ -143,6 +143,7 @@ def test_connection_helpers(sandbox: SandboxServer) -> None:
         "conn_type": "bgreplace_imagepipeline",
         "host": sandbox.vendor_url("imagepipeline"),
         "password": "sandbox-key",
+        "extra": {"allow_http": True, "allow_private_addresses": True},
     }
     env = sandbox.connection_env("fal", "fal_default", api_key="k2")
     assert json.loads(env["AIRFLOW_CONN_FAL_DEFAULT"])["password"] == "k2"

@@ -20,7 +20,7 @@ Finish = Callable[[Generator[Any, httpx.Response, Any], httpx.Response], Any]
 
 def _image_bytes(fmt: str, colour: tuple[int, int, int]) -> bytes:
     buffer = io.BytesIO()
-    Image.new("RGB", (4, 3), colour).save(buffer, format=fmt)
+    Image.new("RGB", (8, 8), colour).save(buffer, format=fmt)  # our inputs need 8 px a side
     return buffer.getvalue()
 
 
