@@ -16,6 +16,7 @@ import os
 from collections import defaultdict
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from pathlib import Path
 from typing import Any
 
 from airflow_bgreplace.catalog import locations
@@ -47,14 +48,21 @@ class RunFolder:
     def path(self, *parts: str) -> str:
         return "/".join([self.root.rstrip("/"), *parts])
 
+    def thumbnail_cache(self) -> Path | None:
+        """Beside the catalog's runs, shared by them: the contact sheets' thumbnails (local runs only)."""
+        local = locations.local_path(self.root.rstrip("/"))
+        return None if local is None else local.parent / ".thumbnail_cache"
+
 
 def _image_key(location: str) -> str | None:
     """Path, size and mtime of a local file: unchanged means the stored content hash still holds."""
-    path = locations.local_path(location)
+    # Manifest images are normalised to absolute paths or URIs: a plain string needs no Path
+    # object (this runs once per row, 100,000 times on a large catalog).
+    path: str | Path | None = location if locations.scheme_of(location) is None else locations.local_path(location)
     if path is None:
         return None
     try:
-        stat = path.stat()
+        stat = os.stat(path)
     except OSError:
         return None
     return f"{path}|{stat.st_size}|{stat.st_mtime_ns}"
@@ -194,6 +202,7 @@ def finish_run(
         title=f"Catalog refresh: {catalog}",
         run_id=run_id,
         summary=summary,
+        cache=run_folder.thumbnail_cache(),
     )
     summary.update({"output_manifest": manifest_uri, "contact_sheet": sheet.uri, "recorded": len(successes)})
     line = format_summary(summary)

@@ -215,3 +215,59 @@ def test_page_and_thumbnails_can_go_to_object_storage(tmp_path: Path, sample_man
     assert result.uri == "memory://reports/2026-03-01/sheet.html" and len(sources) == 6
     for src in sources:
         assert ObjectStoragePath(f"memory://reports/2026-03-01/{src}").read_bytes()[:3] in (b"\xff\xd8\xff", b"\x89PN")
+
+
+# --------------------------------------------------------------------------- thumbnail cache
+
+
+def _photo_file(path: Path, colour: tuple[int, int, int]) -> Path:
+    Image.new("RGB", (400, 300), colour).save(path, "BMP")  # uncompressed: every colour, the same size
+    return path
+
+
+def _first_thumbnail(html: str) -> tuple[int, int, int]:
+    import base64
+    import io
+
+    src = re.findall(r'\bsrc="data:image/jpeg;base64,([^"]*)"', html)[0]
+    with Image.open(io.BytesIO(base64.b64decode(src))) as thumb:
+        pixel = thumb.convert("RGB").getpixel((10, 10))
+    assert isinstance(pixel, tuple)
+    return pixel[0], pixel[1], pixel[2]
+
+
+def test_an_unchanged_source_gets_last_runs_thumbnail_without_being_read(tmp_path: Path) -> None:
+    photo = _photo_file(tmp_path / "p.bmp", (200, 30, 30))
+    rows = [{"sku": "P-1", "status": "unchanged", "input_uri": str(photo)}]
+    cache = tmp_path / "cache"
+    write_contact_sheet(rows, tmp_path / "night1.html", cache=cache)
+    stat = photo.stat()
+    # Same size and mtime, other pixels: only a cache hit can still show red (the rsync rule).
+    blue = _photo_file(tmp_path / "blue.bmp", (30, 30, 200)).read_bytes()
+    assert len(blue) == stat.st_size
+    photo.write_bytes(blue)
+    os.utime(photo, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+    write_contact_sheet(rows, tmp_path / "night2.html", cache=cache)
+
+    assert _first_thumbnail((tmp_path / "night2.html").read_text())[0] > 150
+
+
+def test_a_changed_source_is_thumbnailed_again_and_stale_thumbnails_are_pruned(tmp_path: Path) -> None:
+    photo = _photo_file(tmp_path / "p.jpg", (200, 30, 30))
+    other = _photo_file(tmp_path / "q.jpg", (30, 200, 30))
+    cache = tmp_path / "cache"
+    write_contact_sheet(
+        [{"sku": "P-1", "status": "unchanged", "input_uri": str(photo)},
+         {"sku": "Q-1", "status": "unchanged", "input_uri": str(other)}],
+        tmp_path / "night1.html", cache=cache,
+    )  # fmt: skip
+    assert len(list(cache.iterdir())) == 2
+    _photo_file(photo, (30, 30, 200))
+    os.utime(photo, ns=(photo.stat().st_atime_ns, photo.stat().st_mtime_ns + 1_000_000_000))
+
+    write_contact_sheet([{"sku": "P-1", "status": "succeeded", "input_uri": str(photo)}], tmp_path / "night2.html",
+                        cache=cache)  # fmt: skip
+
+    assert _first_thumbnail((tmp_path / "night2.html").read_text())[2] > 150
+    assert len(list(cache.iterdir())) == 1  # Q-1 was not on this page, and P-1's old thumbnail is stale
