@@ -49,6 +49,12 @@ COMMON_CONN_FIELDS: dict[str, dict[str, Any]] = {
         "addresses (default: refused, so a URL cannot reach internal services or cloud metadata).",
         "schema": {"type": ["boolean", "null"], "default": False},
     },
+    "fetch_timeout_s": {
+        "label": "Image URL fetch deadline (s)",
+        "description": "Wall-clock bound on reading one image URL the provider fetches itself (connection, "
+        "redirects and body together). Result downloads use the operator's download_timeout.",
+        "schema": {"type": ["number", "null"], "default": 120},
+    },
 }
 
 _STAGING_FIELDS: dict[str, dict[str, Any]] = {

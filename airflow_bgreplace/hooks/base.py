@@ -18,9 +18,10 @@ Connection fields (all vendors):
   of sending them inline; ImagePipeline: its upload endpoint, on by default), ``rest_base_url``
   (fal storage host), and webhook settings (see ``docs/webhooks.md``).
 * **extra**, URL policy (``vendors/url_policy.py``) for the URLs the provider fetches itself
-  (results, image URLs it reads): ``allow_http`` (default false: https only) and
-  ``allow_private_addresses`` (default false: public addresses only). The base URL's own origin
-  is always trusted. The local sandbox's connections set both.
+  (results, image URLs it reads): ``allow_http`` (default false: https only),
+  ``allow_private_addresses`` (default false: public addresses only) and ``fetch_timeout_s``
+  (wall-clock bound on reading one image URL, default 120). The base URL's own origin is always
+  trusted. The local sandbox's connections set the first two.
 """
 
 from __future__ import annotations
@@ -60,12 +61,15 @@ class BgReplaceHook(BaseHook):
     # The connection form is declared in provider_info.py (Airflow 3's declarative conn-fields).
 
     # -- building clients --------------------------------------------------------
-    def _client_kwargs(self, conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
-        retry = self._retry or RetryPolicy(
+    def retry_from_extra(self, extra: Mapping[str, Any]) -> RetryPolicy:
+        return self._retry or RetryPolicy(
             max_attempts=int(extra.get("retry_max_attempts") or 5),
             base_delay_s=float(extra.get("retry_base_delay_s") or 1.0),
             deadline_s=float(extra.get("retry_deadline_s") or 120),
         )
+
+    def _client_kwargs(self, conn: Any, extra: Mapping[str, Any]) -> dict[str, Any]:
+        retry = self.retry_from_extra(extra)
         return {
             "api_key": conn.password or "",
             "base_url": _base_url(conn.host, conn.schema) or None,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from pathlib import Path
+from typing import Any
 
 from airflow_bgreplace import settings
 from airflow_bgreplace.hooks.base import BgReplaceHook
@@ -21,8 +22,9 @@ class LocalHook(BgReplaceHook):
     """The local engine as a vendor: ``submit`` runs the engine in this process and returns finished.
 
     A connection ``bgreplace_local_default`` is optional; nothing in it is required. The engine
-    reads image URLs itself, so that connection's ``allow_http`` and ``allow_private_addresses``
-    extras apply to them (default: https and public addresses only).
+    reads image URLs itself, so that connection's URL policy extras (``allow_http``,
+    ``allow_private_addresses``, ``fetch_timeout_s``) and retry extras apply to those reads
+    (default: https and public addresses only).
     """
 
     vendor_api = LocalApi
@@ -32,19 +34,24 @@ class LocalHook(BgReplaceHook):
 
     @functools.cached_property
     def client(self) -> VendorClient:
-        return VendorClient(LocalApi(work_dir=local_work_dir()), api_key="", url_policy=self._url_policy())
+        extra = self._optional_extra()
+        return VendorClient(
+            LocalApi(work_dir=local_work_dir()),
+            api_key="",
+            retry=self.retry_from_extra(extra),
+            url_policy=UrlPolicy.from_extra(extra),
+        )
 
     async def aget_client(self) -> AsyncVendorClient:
         return AsyncVendorClient(LocalApi(work_dir=local_work_dir()), api_key="")
 
-    def _url_policy(self) -> UrlPolicy:
+    def _optional_extra(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException
 
         try:
-            extra = self.get_connection(self.conn_id).extra_dejson
+            return dict(self.get_connection(self.conn_id).extra_dejson)
         except AirflowNotFoundException:
-            return UrlPolicy()
-        return UrlPolicy.from_extra(extra)
+            return {}
 
     def webhook_url(self, public_base_url: str | None) -> str | None:
         return None  # local jobs end inside submit: nothing to call back

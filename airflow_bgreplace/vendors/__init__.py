@@ -11,15 +11,19 @@ from airflow_bgreplace.vendors.errors import (
     BgReplaceError,
     CancelNotSupportedError,
     DownloadError,
+    DownloadTimeoutError,
+    DownloadTooLargeError,
     InvalidInputError,
     InvalidRequestError,
     JobFailedError,
     NotFoundError,
     PaymentRequiredError,
     RateLimitError,
+    ResultExpiredError,
     StagingNotConfiguredError,
     SubmissionUncertainError,
     TransientError,
+    UrlNotAllowedError,
     VendorError,
 )
 from airflow_bgreplace.vendors.fal import FalApi
@@ -27,6 +31,7 @@ from airflow_bgreplace.vendors.fashn import FashnApi
 from airflow_bgreplace.vendors.imagepipeline import ImagePipelineApi
 from airflow_bgreplace.vendors.runflow import RunflowApi
 from airflow_bgreplace.vendors.status import JobState, JobStatus, SubmittedJob
+from airflow_bgreplace.vendors.url_policy import UrlPolicy
 
 VENDORS: dict[str, type[VendorApi]] = {
     RunflowApi.vendor: RunflowApi,
@@ -42,6 +47,8 @@ __all__ = [
     "BgReplaceError",
     "CancelNotSupportedError",
     "DownloadError",
+    "DownloadTimeoutError",
+    "DownloadTooLargeError",
     "Endpoint",
     "FalApi",
     "FashnApi",
@@ -54,11 +61,14 @@ __all__ = [
     "NotFoundError",
     "PaymentRequiredError",
     "RateLimitError",
+    "ResultExpiredError",
     "RunflowApi",
     "StagingNotConfiguredError",
     "SubmissionUncertainError",
     "SubmittedJob",
     "TransientError",
+    "UrlNotAllowedError",
+    "UrlPolicy",
     "VendorApi",
     "VendorClient",
     "VendorError",

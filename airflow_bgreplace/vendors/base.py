@@ -312,8 +312,7 @@ class VendorApi(ErrorTranslator):
                 expect_json=False,
                 max_bytes=MAX_INPUT_BYTES,
                 accept_statuses=frozenset(range(400, 500)),
-                external=True,
-                deadline=time.monotonic() + DEFAULT_DOWNLOAD_TIMEOUT_S,
+                external=True,  # bounded by the connection's fetch_timeout_s
             )
         except DownloadError as exc:  # refused by the URL policy, too large, too slow
             raise InvalidInputError(self.vendor, endpoint, field, f"could not fetch {shown}: {exc}") from exc

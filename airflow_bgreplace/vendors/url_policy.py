@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import ipaddress
 import socket
 import threading
@@ -140,18 +141,22 @@ class UrlPolicy:
     max_redirects: int = MAX_REDIRECTS
     #: The vendor API's own origin, trusted like the API (set from the connection's base URL).
     trusted_origin: tuple[str, str, int] | None = None
+    #: Wall-clock bound of a fetch that sets no deadline of its own (image URLs, uploads);
+    #: result downloads carry the operator's ``download_timeout``.
+    fetch_timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S
 
     @classmethod
     def from_extra(cls, extra: Mapping[str, Any], base_url: str | None = None) -> UrlPolicy:
-        """The policy of a connection: extras ``allow_http``, ``allow_private_addresses``."""
+        """A connection's policy: extras ``allow_http``, ``allow_private_addresses``, ``fetch_timeout_s``."""
         return cls(
             allow_http=_flag(extra.get("allow_http")),
             allow_private_addresses=_flag(extra.get("allow_private_addresses")),
             trusted_origin=origin_of(base_url) if base_url else None,
+            fetch_timeout_s=float(extra.get("fetch_timeout_s") or DEFAULT_DOWNLOAD_TIMEOUT_S),
         )
 
     def with_origin(self, base_url: str) -> UrlPolicy:
-        return UrlPolicy(self.allow_http, self.allow_private_addresses, self.max_redirects, origin_of(base_url))
+        return dataclasses.replace(self, trusted_origin=origin_of(base_url))
 
     # -- checks (no I/O) ------------------------------------------------------------------------
     def check_url(self, url: str) -> Hop:
@@ -163,15 +168,14 @@ class UrlPolicy:
         scheme, host, port = origin
         if origin == self.trusted_origin:
             return Hop(url, host, port, check_peer=False)
+        literal = _literal_address(host)
+        if literal is not None:  # the address is the more useful reason to give, so first
+            self.check_addresses(url, [literal])
         if scheme == "http" and not self.allow_http:
             raise UrlNotAllowedError(
                 f"{_shown(url)}: plain http refused (https only; the connection extra allow_http permits http)"
             )
-        literal = _literal_address(host)
-        if self.allow_private_addresses:
-            return Hop(url, host, port, check_peer=False)
-        if literal is not None:
-            self.check_addresses(url, [literal])
+        if self.allow_private_addresses or literal is not None:
             return Hop(url, host, port, check_peer=False)
         return Hop(url, host, port, check_peer=not _proxied(url, host))
 
@@ -181,8 +185,10 @@ class UrlPolicy:
         for address in addresses:
             reason = blocked_reason(address)
             if reason is not None:
+                host = urlsplit(url).hostname or ""
+                where = f"{address} is" if _literal_address(host) == address else f"{host} resolves to {address},"
                 raise UrlNotAllowedError(
-                    f"{_shown(url)}: resolves to {address}, a {reason} address (refused; the connection extra "
+                    f"{_shown(url)}: {where} a {reason} address (refused; the connection extra "
                     "allow_private_addresses permits it)"
                 )
 
@@ -254,9 +260,10 @@ class _Fetch:
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES
 
     def __post_init__(self) -> None:
-        self.deadline = self.req.deadline if self.req.deadline is not None else time.monotonic() + (
-            self.req.timeout_s or DEFAULT_DOWNLOAD_TIMEOUT_S
-        )
+        if self.req.deadline is not None:
+            self.deadline = self.req.deadline
+        else:
+            self.deadline = time.monotonic() + self.policy.fetch_timeout_s
         self.max_bytes = self.req.max_bytes or DEFAULT_MAX_DOWNLOAD_BYTES
 
     def remaining(self, url: str) -> float:
