@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import contextlib
 import http.server
+import struct
 import threading
 import time
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +47,17 @@ PRIVATE_TARGETS = {
 
 def corpus(name: str) -> Path:
     return CORPUS / name
+
+
+def png_header_only(width: int, height: int) -> bytes:
+    """A PNG that declares ``width`` x ``height`` RGB pixels and carries none (as generate.py makes)."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(
+        b"IEND", b""
+    )
 
 
 class _Handler(http.server.BaseHTTPRequestHandler):

@@ -23,6 +23,7 @@ import io
 import os
 import posixpath
 import threading
+import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -296,7 +297,10 @@ def _read_image_bytes(uri: str) -> bytes:
 
 def _encode_thumbnail(data: bytes, px: int) -> tuple[bytes, str, tuple[int, int], bool]:
     """``(bytes, "jpeg"|"png", size, has_alpha)``: PNG only where transparency must survive."""
-    with Image.open(io.BytesIO(data)) as source:
+    with warnings.catch_warnings():  # Pillow's bomb warning: our own pixel limit below decides
+        warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+        source = Image.open(io.BytesIO(data))
+    with source:
         if source.width * source.height > MAX_SOURCE_PIXELS:
             raise _Unavailable(f"{source.width}x{source.height}: too many pixels to thumbnail")
         source.draft("RGB", (px * 2, px * 2))  # JPEG decodes at a fraction of full size: much faster

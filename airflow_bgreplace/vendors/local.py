@@ -30,6 +30,7 @@ _HEX = re.compile(r"^#?([0-9a-fA-F]{6})$")
 
 def parse_color(value: Any) -> tuple[int, int, int]:
     """``#RRGGBB``, ``RRGGBB``, ``"r,g,b"`` or a 3-sequence of 0-255 ints."""
+    given = value
     if isinstance(value, str):
         match = _HEX.match(value.strip())
         if match:
@@ -39,7 +40,7 @@ def parse_color(value: Any) -> tuple[int, int, int]:
     try:
         red, green, blue = (int(part) for part in value)
     except (TypeError, ValueError):
-        raise ValueError(f"{value!r} is not a colour (#RRGGBB or r,g,b)") from None
+        raise ValueError(f"{given!r} is not a colour (#RRGGBB or r,g,b)") from None
     if not all(0 <= channel <= 255 for channel in (red, green, blue)):
         raise ValueError(f"colour channels must be 0-255, got {(red, green, blue)}")
     return red, green, blue
