@@ -30,6 +30,7 @@ import functools
 from collections.abc import Mapping
 from typing import Any, ClassVar
 
+import httpx
 from airflow.sdk import BaseHook
 
 from airflow_bgreplace.vendors.base import AsyncVendorClient, VendorApi, VendorClient
@@ -102,14 +103,18 @@ class BgReplaceHook(BaseHook):
         kwargs = self._client_kwargs(conn, extra)
         return VendorClient(self.make_api(extra, kwargs["base_url"]), **kwargs)
 
-    async def aget_client(self) -> AsyncVendorClient:
-        """A new async client (triggerer): the connection is read only through async access."""
+    async def aget_client(self, *, http_client: httpx.AsyncClient | None = None) -> AsyncVendorClient:
+        """A new async client (triggerer): the connection is read only through async access.
+
+        ``http_client``: the client to send with (the triggers' shared, paced one); it is closed
+        with the vendor client.
+        """
         from airflow.providers.common.compat.connection import get_async_connection, get_async_extra_dejson
 
         conn = await get_async_connection(self.conn_id, hook=self)
         extra = await get_async_extra_dejson(conn)
         kwargs = self._client_kwargs(conn, extra)
-        return AsyncVendorClient(self.make_api(extra, kwargs["base_url"]), **kwargs)
+        return AsyncVendorClient(self.make_api(extra, kwargs["base_url"]), http_client=http_client, **kwargs)
 
     def webhook_url(self, public_base_url: str | None) -> str | None:
         """The callback URL to give the vendor for a job, or None when webhooks are not configured.

@@ -6,6 +6,8 @@ import functools
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from airflow_bgreplace import settings
 from airflow_bgreplace.hooks.base import BgReplaceHook
 from airflow_bgreplace.vendors.base import AsyncVendorClient, VendorClient
@@ -42,8 +44,8 @@ class LocalHook(BgReplaceHook):
             url_policy=UrlPolicy.from_extra(extra),
         )
 
-    async def aget_client(self) -> AsyncVendorClient:
-        return AsyncVendorClient(LocalApi(work_dir=local_work_dir()), api_key="")
+    async def aget_client(self, *, http_client: httpx.AsyncClient | None = None) -> AsyncVendorClient:
+        return AsyncVendorClient(LocalApi(work_dir=local_work_dir()), api_key="", http_client=http_client)
 
     def _optional_extra(self) -> dict[str, Any]:
         from airflow.sdk.exceptions import AirflowNotFoundException

@@ -15,7 +15,7 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_bgreplace.hooks import HOOKS
-from airflow_bgreplace.vendors.assumptions import BY_VENDOR
+from airflow_bgreplace.triggers.shared import status_client, status_reads_per_s
 from airflow_bgreplace.vendors.base import AsyncVendorClient
 from airflow_bgreplace.vendors.errors import BgReplaceError, RateLimitError, TransientError
 from airflow_bgreplace.vendors.polling import PollSchedule
@@ -73,13 +73,15 @@ class BgReplaceBatchTrigger(BaseTrigger):
             yield TriggerEvent({"finished": [], "timeout": False})
             return
         # A steady interval, not a growing one: jobs end all the time in a batch, and a late read
-        # leaves the vendor idle. It never goes below what the vendor's status-rate limit allows.
+        # leaves the vendor idle. It never goes below what the connection's pace of status reads
+        # allows (the vendor's documented limit, else an assumed one; shared by every trigger of
+        # the process, so ten batches on one connection do not read ten times as fast).
         interval = max(self.poll_interval, _min_round_interval(self.vendor, len(self.jobs)))
         schedule = PollSchedule(first_s=interval, factor=1.0, cap_s=interval)
         failed_polls = {job["job_id"]: 0 for job in self.jobs}
         gate = asyncio.Semaphore(self.max_concurrent_polls)
         hook = HOOKS[self.vendor](self.conn_id)
-        async with await hook.aget_client() as client:
+        async with status_client(hook) as client:  # shared by the process's triggers, paced
             round_number = 0
             while True:
                 results = await asyncio.gather(*(self._poll(client, gate, job) for job in self.jobs))
@@ -117,11 +119,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
 
 
 def _min_round_interval(vendor: str, jobs: int) -> float:
-    """Seconds one round of ``jobs`` status reads takes under the vendor's documented status limit."""
-    assumed = BY_VENDOR.get(vendor)
-    if assumed is None or not assumed.status_rate:
-        return 0.0
-    return jobs * assumed.status_rate_window_s / assumed.status_rate
+    """Seconds one round of ``jobs`` status reads takes at the connection's pace of status reads."""
+    return jobs / status_reads_per_s(vendor)
 
 
 def _transient(error: BaseException) -> bool:

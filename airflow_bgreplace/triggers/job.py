@@ -5,6 +5,10 @@ The vendor differences live in the client; this loop only asks for the status wi
 In the webhook modes it first waits for the vendor's callback to reach the provider's webhook
 store (a cheap local read), then confirms the final state with the vendor: one status call,
 which also brings fresh result URLs (a callback's URLs may already have expired).
+
+The job triggers of one triggerer process share, per connection, one HTTP client and one pace
+of status reads, and per vendor one reader of the webhook store (:mod:`.shared`): thousands of
+jobs in flight cost the vendor and the triggerer a bounded number of reads a second.
 """
 
 from __future__ import annotations
@@ -17,12 +21,15 @@ from typing import Any
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
+from airflow_bgreplace.triggers.shared import CallbackWatcher, status_client
 from airflow_bgreplace.vendors.errors import BgReplaceError, CancelNotSupportedError
 from airflow_bgreplace.vendors.polling import PollSchedule, wait_for_terminal
 from airflow_bgreplace.vendors.status import JobStatus
 
 #: Event statuses a trigger may fire; execute_complete accepts nothing else.
 EVENT_STATUSES = frozenset({"succeeded", "failed", "cancelled", "timeout", "error"})
+#: Past the deadline, the read under way may still finish (its answer may say the job ended).
+FINAL_READ_GRACE_S = 10.0
 
 
 def job_event(
@@ -109,6 +116,7 @@ class BgReplaceJobTrigger(BaseTrigger):
         self.wait_for = wait_for
         self.webhook_grace_s = webhook_grace_s
         self.store_check_s = store_check_s
+        self._last_status: JobStatus | None = None
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -140,17 +148,10 @@ class BgReplaceJobTrigger(BaseTrigger):
                     # "webhook" never reads the vendor without a callback: a lost one must show.
                     yield TriggerEvent(self._no_callback_event())
                     return
-            async with await self._hook().aget_client() as client:
-                job = await client.run(
-                    wait_for_terminal(
-                        client.api,
-                        self.endpoint,
-                        self.job_id,
-                        schedule,
-                        self.deadline_epoch,
-                        on_status=self._log_progress,
-                    )
-                )
+            job = await self._poll(schedule)
+            if job is None:
+                yield TriggerEvent(self._timeout_unread_event())
+                return
         except BgReplaceError as exc:
             yield TriggerEvent(
                 job_event(
@@ -165,24 +166,50 @@ class BgReplaceJobTrigger(BaseTrigger):
             return
         yield TriggerEvent(event_for_status(job))
 
+    async def _poll(self, schedule: PollSchedule) -> JobStatus | None:
+        """Read the status until it is terminal or the deadline passes, through the shared paced client."""
+        async with status_client(self._hook()) as client:
+            polling = client.run(
+                wait_for_terminal(
+                    client.api,
+                    self.endpoint,
+                    self.job_id,
+                    schedule,
+                    self.deadline_epoch,
+                    on_status=self._log_progress,
+                )
+            )
+            if self.deadline_epoch is None:
+                return await polling
+            # A read may wait its turn at the pace past the deadline: the deadline still holds.
+            remaining = self.deadline_epoch - time.time() + FINAL_READ_GRACE_S
+            try:
+                return await asyncio.wait_for(polling, timeout=max(remaining, 0.0))
+            except asyncio.TimeoutError:
+                return self._last_status  # not terminal, or None: a timeout event either way
+
     async def _wait_for_callback(self) -> bool:
-        """Until a final callback is stored, the deadline passes or (``webhook_or_poll``) the grace ends."""
+        """Until a final callback is stored, the deadline passes or (``webhook_or_poll``) the grace ends.
+
+        A progress callback (a stored non-terminal status) is not the end of the job.
+        """
         from airflow_bgreplace.webhooks.store import WebhookStore
 
-        store = WebhookStore.shared()
-        started = time.time()
+        watcher = CallbackWatcher.for_vendor(WebhookStore.shared(), self.vendor)
         end = self.deadline_epoch if self.deadline_epoch is not None else float("inf")
         if self.wait_for == "webhook_or_poll":
-            end = min(end, started + self.webhook_grace_s)
-        while True:
-            stored = await store.aget(self.vendor, self.job_id)
-            # A progress callback is not the end of the job: keep waiting for the final one.
-            if stored is not None and stored.status.is_terminal:
-                self.log.info("%s job %s: callback received (%s)", self.vendor, self.job_id, stored.status.state.value)
-                return True
-            if time.time() >= end:
-                break
-            await asyncio.sleep(min(self.store_check_s, max(end - time.time(), 0.0)))
+            end = min(end, time.time() + self.webhook_grace_s)
+        waiting = watcher.wait(self.job_id, self.store_check_s)
+        try:
+            if end == float("inf"):
+                stored = await waiting
+            else:
+                stored = await asyncio.wait_for(waiting, timeout=max(end - time.time(), 0.0))
+        except asyncio.TimeoutError:
+            pass
+        else:
+            self.log.info("%s job %s: callback received (%s)", self.vendor, self.job_id, stored.status.state.value)
+            return True
         if self.wait_for == "webhook_or_poll":
             self.log.warning(
                 "%s job %s: no callback within %.0f s; polling the vendor",
@@ -201,7 +228,17 @@ class BgReplaceJobTrigger(BaseTrigger):
             message="no callback came before the deadline (waiting for webhooks only, the vendor was not polled)",
         )
 
+    def _timeout_unread_event(self) -> dict[str, Any]:
+        return job_event(
+            "timeout",
+            vendor=self.vendor,
+            endpoint=self.endpoint,
+            job_id=self.job_id,
+            message="the deadline passed before the status could be read (status reads are paced per connection)",
+        )
+
     def _log_progress(self, job: JobStatus) -> None:
+        self._last_status = job
         extra = f" (queue position {job.queue_position})" if job.queue_position is not None else ""
         self.log.info("%s job %s: %s%s", self.vendor, self.job_id, job.state.value, extra)
 

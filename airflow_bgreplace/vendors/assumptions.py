@@ -106,6 +106,16 @@ BY_VENDOR: dict[str, VendorAssumptions] = {
     "imagepipeline": IMAGEPIPELINE,
 }
 
+#: Status reads a second one triggerer process allows itself per connection of a vendor that
+#: documents no status limit (fal, Runflow, ImagePipeline): an assumption, chosen so that 10,000
+#: jobs in flight cost the vendor 20 reads a second and the triggerer a fraction of a core
+#: (bench/RESULTS.md, "Triggerer footprint"). Up to 20 x 15 s = 300 jobs per connection, each job
+#: is still read at its own backoff; past that, each is read less often.
+STATUS_READS_PER_S = 20.0
+#: The share of a documented status limit (FASHN: 50 per 10 s) that reads are paced to: a fixed
+#: window admits a burst at its edges, so pacing at the full rate would meet 429 answers.
+STATUS_RATE_MARGIN = 0.9
+
 #: fal webhook signature tolerance (documented, fal.md §11) and the receivers' replay window for
 #: ImagePipeline's unsigned ``timestamp`` (assumption, imagepipeline.md §10).
 WEBHOOK_TIMESTAMP_TOLERANCE_S = 300.0

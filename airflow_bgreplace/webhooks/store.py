@@ -22,9 +22,9 @@ commit order: writers take the counter row's lock until they commit, so a reader
 :meth:`WebhookStore.events_after` never skips a row that commits late. A duplicate delivery only
 increments ``delivery_count``.
 
-Every method has an async twin (``arecord``, ``aget``, ``aevents_after``, ``alatest_sequence``,
-``apurge``) that runs the same code in a worker thread, so an event loop (the triggerer, the
-api-server) never blocks.
+Every method has an async twin (``arecord``, ``aget``, ``aget_many``, ``aevents_after``,
+``alatest_sequence``, ``apurge``) that runs the same code in a worker thread, so an event loop
+(the triggerer, the api-server) never blocks.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, ClassVar
@@ -289,6 +289,18 @@ class WebhookStore(ProviderDatabase):
             ).first()
         return _event(row) if row is not None else None
 
+    def get_many(self, vendor: str, job_ids: Sequence[str]) -> dict[str, StoredJobEvent]:
+        """The stored status of each of ``job_ids`` that has one, by job id (one query)."""
+        if not job_ids:
+            return {}
+        self.ensure_schema()
+        events = self.job_events
+        with self.transaction(write=False) as connection:
+            rows = connection.execute(
+                sa.select(events).where((events.c.vendor == vendor) & events.c.job_id.in_(list(job_ids)))
+            ).all()
+        return {row.job_id: _event(row) for row in rows}
+
     def events_after(self, sequence: int, vendor: str | None = None, limit: int = 100) -> list[StoredJobEvent]:
         """Events with a sequence above ``sequence``, oldest first: pass the last one's as the next cursor."""
         self.ensure_schema()
@@ -348,6 +360,9 @@ class WebhookStore(ProviderDatabase):
 
     async def aget(self, vendor: str, job_id: str) -> StoredJobEvent | None:
         return await asyncio.to_thread(self.get, vendor, job_id)
+
+    async def aget_many(self, vendor: str, job_ids: Sequence[str]) -> dict[str, StoredJobEvent]:
+        return await asyncio.to_thread(self.get_many, vendor, job_ids)
 
     async def aevents_after(
         self, sequence: int, vendor: str | None = None, limit: int = 100
