@@ -255,7 +255,7 @@ def test_an_unreadable_store_fails_every_waiter() -> None:
 
     broken = WebhookStore(f"postgresql+psycopg://nobody@127.0.0.1:{free_port()}/none?connect_timeout=2")
 
-    async def main() -> list[BaseException | Any]:
+    async def main() -> tuple[Any, ...]:
         watcher = CallbackWatcher.for_vendor(broken, "fal")
         return await asyncio.wait_for(
             asyncio.gather(watcher.wait("a", 0.05), watcher.wait("b", 0.05), return_exceptions=True), timeout=5
