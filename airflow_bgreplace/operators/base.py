@@ -17,6 +17,7 @@ behaviour lives here:
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Sequence
 from datetime import timedelta
@@ -27,10 +28,11 @@ from airflow.sdk.exceptions import AirflowFailException
 
 from airflow_bgreplace import settings
 from airflow_bgreplace.hooks.base import BgReplaceHook
+from airflow_bgreplace.ledger import finish_quietly, ledger_for, ledger_key, submit_once
 from airflow_bgreplace.operators.delivery import STATE_DEADLINE, STATE_JOB_ID, ResultDeliveryMixin
 from airflow_bgreplace.triggers.job import BgReplaceJobTrigger, event_for_status
 from airflow_bgreplace.vendors.base import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_BYTES
-from airflow_bgreplace.vendors.errors import InvalidInputError, RateLimitError, TransientError
+from airflow_bgreplace.vendors.errors import InvalidInputError, RateLimitError, SubmissionUncertainError, TransientError
 from airflow_bgreplace.vendors.polling import PollSchedule, wait_for_terminal
 from airflow_bgreplace.vendors.status import JobStatus
 
@@ -156,12 +158,25 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
                         f"and a vendor that calls back ({self.vendor} gave no callback URL)"
                     )
                 mode = "poll"  # the default only: this vendor has no callbacks (the local engine)
+            inputs = self.vendor_inputs()
             try:
-                job = hook.submit(self.endpoint, webhook_url=webhook_url, **self.vendor_inputs())
+                # The ledger covers a crash between the vendor's answer and the store.set below.
+                submission = submit_once(
+                    ledger_for(self.vendor),
+                    ledger_key(context, self.vendor, self.endpoint, "", inputs),
+                    functools.partial(hook.submit, self.endpoint, webhook_url=webhook_url, **inputs),
+                )
             except InvalidInputError as exc:
                 raise AirflowFailException(f"{self.task_id}: {exc}") from exc  # retrying cannot fix bad input
+            except SubmissionUncertainError as exc:
+                raise AirflowFailException(f"{self.task_id}: {exc}") from exc  # a retry would meet the same doubt
+            job = submission.job
+            if submission.reattached:
+                self.log.info(
+                    "Reattaching to %s job %s (submission ledger: %s)", self.vendor, job.job_id, submission.message
+                )
             self._job_id = job.job_id
-            deadline = time.time() + self.timeout_s
+            deadline = job.submitted_at.timestamp() + self.timeout_s
             if store is not None:
                 store.set(STATE_JOB_ID, job.job_id)
                 store.set(STATE_DEADLINE, deadline)
@@ -227,7 +242,22 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
     def execute_complete(self, context: Any, event: dict[str, Any] | None) -> dict[str, Any]:
         if isinstance(event, dict) and event.get("job_id"):
             self._job_id = str(event["job_id"])
-        return self.handle_job_event(context, event)
+        ended = event.get("status") if isinstance(event, dict) else None
+        result = None
+        try:
+            result = self.handle_job_event(context, event)
+        finally:  # the ledger's outcome: a later run reattaches to a success, submits anew after a failure
+            if result is not None or ended in ("failed", "cancelled", "timeout"):
+                output_uri = result["output_uri"] if result is not None else None
+                finish_quietly(
+                    ledger_for(self.vendor),
+                    self.vendor,
+                    self._job_id,
+                    succeeded=result is not None,
+                    output_uri=output_uri,
+                    message=None if result is not None else ended,
+                )
+        return result
 
     def on_kill(self) -> None:
         """Sync mode: the worker is being killed; cancel the vendor job where the vendor can."""

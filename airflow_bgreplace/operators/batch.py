@@ -9,11 +9,14 @@ only a summary and the manifest's URI.
 
 Durability: the batch's progress (next item, in-flight job ids, money spent) is saved in the
 task state store after every submit, and the in-flight ids also live in the trigger's kwargs, so
-neither a triggerer restart nor a retried task submits an item twice.
+neither a triggerer restart nor a retried task submits an item twice. The moment between a submit
+and that save is covered by the submission ledger (:mod:`airflow_bgreplace.ledger`), and a try
+killed while delivering results leaves them in the manifest, where its retry finds them.
 """
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 from collections.abc import Iterable, Sequence
@@ -24,8 +27,9 @@ from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 from pydantic import BaseModel, ConfigDict, Field
 
 from airflow_bgreplace import settings
-from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWriter, OutputRow
+from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWriter, OutputRow, read_output_manifest
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
+from airflow_bgreplace.ledger import SubmissionLedger, finish_quietly, ledger_for, ledger_key, submit_once
 from airflow_bgreplace.results import download_result, image_size, safe_path_part, store_result
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
 from airflow_bgreplace.vendors.assumptions import BY_VENDOR, OVER_CONCURRENCY
@@ -132,6 +136,10 @@ class BgReplaceBatchOperator(BaseOperator):
         self._by_id: dict[str, BatchItem] = {}
         self._writer: OutputManifestWriter | None = None
 
+    @property
+    def _ledger(self) -> SubmissionLedger | None:
+        return ledger_for(self.vendor)
+
     # -- configuration -------------------------------------------------------------------------
     def get_hook(self) -> BgReplaceHook:
         hook_class = HOOKS[self.vendor]
@@ -207,6 +215,7 @@ class BgReplaceBatchOperator(BaseOperator):
                 f"${self.budget():.2f}" if self.budget() is not None else "none",
             )
         else:
+            self._skip_recorded(context, state)
             self.log.info(
                 "%s batch resumed: %d/%d submitted, %d in flight (no resubmission)",
                 self.vendor,
@@ -215,6 +224,27 @@ class BgReplaceBatchOperator(BaseOperator):
                 len(state.in_flight),
             )
         return self._advance(context, state, items)
+
+    def _skip_recorded(self, context: Any, state: BatchState) -> None:
+        """A try killed in ``execute_complete`` may have written results it never saved as done:
+        the manifest has them, so they are counted and not fetched (or written) again."""
+        if not state.in_flight:
+            return
+        written = {row.job_id: row for row in read_output_manifest(self._manifest(context), missing_ok=True)}
+        kept = []
+        for entry in state.in_flight:
+            row = written.get(entry["job_id"])
+            if row is None:
+                kept.append(entry)
+                continue
+            status = "timeout" if (row.error or "").startswith("timeout:") else row.status.value
+            state.counts[status] = state.counts.get(status, 0) + 1
+        if len(kept) < len(state.in_flight):
+            self.log.info(
+                "%s batch: %d results already written by an earlier try", self.vendor, len(state.in_flight) - len(kept)
+            )
+            state.in_flight = kept
+            self._save_state(context, state)
 
     def execute_complete(
         self, context: Any, event: dict[str, Any], state: dict[str, Any] | None = None
@@ -278,7 +308,12 @@ class BgReplaceBatchOperator(BaseOperator):
                 self.log.warning("%s batch: budget $%.2f reached; no more submits", self.vendor, budget)
                 break
             try:
-                job = hook.client.submit(item.endpoint, **item.inputs)
+                # Intent in the ledger before the POST: a try killed before _save_state reattaches.
+                submission = submit_once(
+                    self._ledger,
+                    ledger_key(context, self.vendor, item.endpoint or "", item.id, item.inputs),
+                    functools.partial(hook.client.submit, item.endpoint, **item.inputs),
+                )
             except RateLimitError as exc:
                 self.log.info("%s batch: vendor busy (%s); waiting before the next submit", self.vendor, exc.message)
                 return True
@@ -290,6 +325,11 @@ class BgReplaceBatchOperator(BaseOperator):
                 state.cursor += 1
                 self._write(context, state, item, "failed", error=f"item {item.id!r}: {exc}")
                 continue
+            job = submission.job
+            if submission.reattached:
+                self.log.info(
+                    "%s item %s: reattached to job %s (%s)", self.vendor, item.id, job.job_id, submission.message
+                )
             state.cursor += 1
             state.spent_usd += price
             entry = {"id": item.id, "endpoint": job.endpoint, "job_id": job.job_id}
@@ -333,6 +373,8 @@ class BgReplaceBatchOperator(BaseOperator):
             self._write(
                 context, state, item, "failed", job_id=entry["job_id"], endpoint=entry["endpoint"], error=reason
             )
+            if job is not None:  # the job ended without a result: a later run may submit anew
+                finish_quietly(self._ledger, self.vendor, entry["job_id"], succeeded=False, message=reason)
             return
         try:
             data, job = download_result(
@@ -360,6 +402,7 @@ class BgReplaceBatchOperator(BaseOperator):
             cost_usd=job.cost_usd if job.cost_usd is not None else _price(hook, job.endpoint),
             engine=engine,
         )
+        finish_quietly(self._ledger, self.vendor, job.job_id, succeeded=True, output_uri=str(target))
 
     def _time_out(self, context: Any, hook: BgReplaceHook, state: BatchState, items: list[BatchItem]) -> None:
         for entry in state.in_flight:
