@@ -1,4 +1,4 @@
-"""Delivering a finished job: download (bounded, retried, URL refreshed once), store, describe.
+"""Delivering a finished job: download (bounded, retried, checked whole, URL refreshed once), store, describe.
 
 Shared by the single-job operators and the batch operator, so there is one download path.
 """
@@ -14,8 +14,13 @@ from typing import Any
 from PIL import Image
 
 from airflow_bgreplace.vendors.base import DEFAULT_DOWNLOAD_TIMEOUT_S, DEFAULT_MAX_DOWNLOAD_BYTES, VendorClient
-from airflow_bgreplace.vendors.errors import DownloadError, DownloadTimeoutError, ResultExpiredError
-from airflow_bgreplace.vendors.inputs import extension_for, sniff_content_type
+from airflow_bgreplace.vendors.errors import (
+    DownloadError,
+    DownloadTimeoutError,
+    IncompleteResultError,
+    ResultExpiredError,
+)
+from airflow_bgreplace.vendors.inputs import check_complete_image, extension_for, sniff_content_type
 from airflow_bgreplace.vendors.status import JobStatus
 
 #: The keys of the XCom every operator returns (the batch manifest rows use them too).
@@ -29,19 +34,19 @@ def download_result(
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     timeout_s: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
 ) -> tuple[bytes, JobStatus]:
-    """The first result image of ``job``.
+    """The first result image of ``job``, checked to be a whole image.
 
-    Result URLs expire (Runflow's within the hour); on an expired URL the status is read once
-    more, since vendors sign a fresh URL on every read, and the download is tried again. Other
-    download errors (refused by the URL policy, too large, too slow) are not retried: a fresh URL
-    would not change them. ``timeout_s`` bounds both tries together.
+    Result URLs expire (Runflow's within the hour); on an expired URL, or a body that is not a
+    whole image, the status is read once more, since vendors sign a fresh URL on every read, and
+    the download is tried again. Other download errors (refused by the URL policy, too large, too
+    slow) are not retried: a fresh URL would not change them. ``timeout_s`` bounds both tries together.
     """
     if not job.result_urls:
         raise DownloadError(f"{job.vendor} job {job.job_id} succeeded but returned no result URL")
     deadline = time.monotonic() + timeout_s
     try:
-        return client.download(job.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s), job
-    except ResultExpiredError:
+        return _whole_image(job, client.download(job.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s)), job
+    except (ResultExpiredError, IncompleteResultError):
         fresh = client.get_status(job.job_id, job.endpoint)
         if not fresh.result_urls:
             raise
@@ -50,7 +55,24 @@ def download_result(
             raise DownloadTimeoutError(
                 f"{job.vendor} job {job.job_id}: no time left within {timeout_s:g} s for a fresh result URL"
             ) from None
-        return client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=left), fresh
+        try:
+            data = client.download(fresh.result_urls[0], max_bytes=max_bytes, timeout_s=left)
+        except ResultExpiredError as again:
+            reissued = "the same URL" if fresh.result_urls[0] == job.result_urls[0] else "a new URL"
+            raise ResultExpiredError(
+                f"{job.vendor} job {job.job_id}: the result URL expired before the download, and a fresh "
+                f"status read gave {reissued}, which failed too: {again}"
+            ) from again
+        return _whole_image(fresh, data), fresh
+
+
+def _whole_image(job: JobStatus, data: bytes) -> bytes:
+    try:
+        check_complete_image(data)
+    except ValueError as exc:
+        message = f"{job.vendor} job {job.job_id}: the downloaded result is not a whole image: it {exc}"
+        raise IncompleteResultError(message) from None
+    return data
 
 
 def safe_path_part(part: str) -> str:

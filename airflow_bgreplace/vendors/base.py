@@ -598,7 +598,8 @@ def _download(api: VendorApi, url: str, max_bytes: int, timeout_s: float) -> Ope
         authenticated=False,
         expect_json=False,
         max_bytes=max_bytes,
-        timeout_s=timeout_s,
+        # Each attempt gets the connection's timeout: a stalled answer is retried within the deadline.
+        timeout_s=None,
         accept_statuses=frozenset({401, 403, 404, 410}),
         external=True,
         deadline=time.monotonic() + timeout_s,  # one deadline for every attempt

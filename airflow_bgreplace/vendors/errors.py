@@ -123,6 +123,10 @@ class ResultExpiredError(DownloadError):
     """The result URL answered 401/403/404/410: expired or withdrawn; a fresh status read may sign a new one."""
 
 
+class IncompleteResultError(DownloadError):
+    """The downloaded result is not a whole image (cut short or corrupted on the way); downloading again may succeed."""
+
+
 class UrlNotAllowedError(DownloadError):
     """A URL we did not choose breaks the connection's URL policy (scheme, address, redirects).
 

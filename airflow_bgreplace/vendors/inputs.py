@@ -154,6 +154,24 @@ def inspect_image(data: bytes) -> tuple[str, int, int]:
     return fmt, width, height
 
 
+def check_complete_image(data: bytes) -> str:
+    """The format of ``data`` if it is a whole image; ``ValueError`` saying what is wrong otherwise.
+
+    For downloaded results: a body can arrive cut short with a matching length (a proxy, a CDN).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(io.BytesIO(data)) as image:
+                fmt = str(image.format)
+    except (UnidentifiedImageError, OSError, ValueError, SyntaxError, EOFError) as exc:
+        raise ValueError(f"is not an image ({_looks_like(data)}): {exc}") from None
+    _check_complete(data, fmt)
+    return fmt
+
+
 def _check_complete(data: bytes, fmt: str) -> None:
     """Read the whole file without keeping its pixels: truncation and corruption show here."""
     from PIL import Image
