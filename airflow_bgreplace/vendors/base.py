@@ -266,17 +266,15 @@ class VendorApi(ErrorTranslator):
 
         Images that pass through us (paths, bytes, data URIs) are checked first
         (:func:`~.inputs.inspect_image`): a file that is not a usable image costs no paid call.
-        A URL is the vendor's to fetch and is passed on.
+        A URL is the vendor's to fetch and is passed on. A configured stager wins over inline data
+        URIs (fal's ``use_vendor_upload``).
         """
         if is_remote_url(source):
             assert isinstance(source, str)
             return source
         image = self._local_image(endpoint, field, source)
-        if is_data_uri(source) and self.accepts_data_uris:
-            assert isinstance(source, str)
-            return source
-        if self.accepts_data_uris:
-            return image.data_uri()
+        if self.accepts_data_uris and self.stager is None:
+            return source if isinstance(source, str) and is_data_uri(source) else image.data_uri()
         return (yield from self.stage(field, image))
 
     def _local_image(self, endpoint: str, field: str, source: ImageSource) -> LocalImage:

@@ -289,6 +289,7 @@ class FalStorageStager:
             headers={"Content-Type": image.content_type},
             authenticated=False,
             expect_json=False,
+            external=True,  # a URL from fal's answer: the URL policy applies (no upload to internal hosts)
         )
         return str(body["file_url"])
 

@@ -10,6 +10,7 @@ import asyncio
 import ipaddress
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -28,7 +29,9 @@ from airflow_bgreplace.vendors import (
     UrlNotAllowedError,
     VendorClient,
 )
+from airflow_bgreplace.vendors.inputs import FalStorageStager, LocalImage
 from airflow_bgreplace.vendors.retry import RetryPolicy
+from airflow_bgreplace.vendors.transport import ApiRequest
 from airflow_bgreplace.vendors.url_policy import (
     DEFAULT_DOWNLOAD_TIMEOUT_S,
     DEFAULT_MAX_DOWNLOAD_BYTES,
@@ -244,6 +247,30 @@ def test_a_refused_result_is_not_fetched_again_through_a_status_read(
     )
     with pytest.raises(UrlNotAllowedError, match="link-local"):
         download_result(vendor, job)
+
+
+def test_fal_upload_urls_are_external_and_the_sandbox_upload_still_works(
+    bgreplace_sandbox: Any, tmp_path: Path
+) -> None:
+    # The PUT goes to a URL from fal's answer: it is fetched under the URL policy.
+    photo = corpus("good.png").read_bytes()
+    stage = FalStorageStager("https://rest.fal.ai").stage(LocalImage(photo, "p.png", "image/png"))
+    next(stage)
+    initiated = httpx.Response(
+        200,
+        json={"upload_url": PRIVATE_TARGETS["link-local"], "file_url": "https://v3.fal.media/p.png"},
+        request=httpx.Request("POST", "https://rest.fal.ai/storage/upload/initiate"),
+    )
+    put = stage.send(initiated)
+    assert isinstance(put, ApiRequest) and put.external and not put.authenticated
+    # Against the sandbox the upload URL is on the connection's own origin: trusted, no opt-in needed.
+    base = bgreplace_sandbox.vendor_url("fal")
+    image = tmp_path / "p.png"
+    image.write_bytes(photo)
+    with VendorClient(FalApi(stager=FalStorageStager(base)), api_key="sandbox-key", base_url=base) as client:
+        job = client.submit(None, image_url=image, prompt="a shelf")
+    stats = bgreplace_sandbox.stats()["vendors"]["fal"]
+    assert job.job_id and stats["submits_accepted"] == 1 and stats["uploads"] == 1
 
 
 # --------------------------------------------------------------------------- the async twin
