@@ -125,6 +125,24 @@ def test_defaults_live_in_one_place() -> None:
     assert MAX_REDIRECTS == 3
 
 
+def test_hooks_build_the_policy_from_the_connection(monkeypatch: pytest.MonkeyPatch) -> None:
+    import json
+
+    from airflow_bgreplace.hooks import FalHook
+    from airflow_bgreplace.hooks.local import LocalHook
+
+    extra = {"allow_http": "true", "allow_private_addresses": False, "fetch_timeout_s": 5}
+    fal = {"conn_type": "bgreplace_fal", "password": "k", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_BGREPLACE_FAL_DEFAULT", json.dumps(fal))
+    assert FalHook().client.connection.url_policy == UrlPolicy(
+        allow_http=True, fetch_timeout_s=5, trusted_origin=("https", "queue.fal.run", 443)
+    )
+    assert LocalHook().client.connection.url_policy == UrlPolicy(trusted_origin=None)  # no connection: the defaults
+    local = {"conn_type": "bgreplace_local", "extra": extra}
+    monkeypatch.setenv("AIRFLOW_CONN_BGREPLACE_LOCAL_DEFAULT", json.dumps(local))
+    assert LocalHook().client.connection.url_policy.allow_http
+
+
 # --------------------------------------------------------------------------- fetching, for real
 
 
