@@ -112,14 +112,11 @@ def test_every_operator_in_sync_mode(sandbox_env: Path, bgreplace_sandbox: Any) 
 
 
 def test_a_retry_reattaches_to_the_submitted_job_instead_of_paying_again(
-    sandbox_env: Path, bgreplace_sandbox: Any, monkeypatch: pytest.MonkeyPatch
+    sandbox_env: Path, bgreplace_sandbox: Any
 ) -> None:
-    # The first try submits, then every status read fails: the try fails after the vendor took the job.
-    monkeypatch.setenv(
-        "AIRFLOW_CONN_BGREPLACE_FAL_DEFAULT",
-        sandbox_connection(bgreplace_sandbox, "fal", {"retry_max_attempts": 2, "retry_base_delay_s": 0.01}),
-    )
-    bgreplace_sandbox.inject_fault("fal", "5xx", route="status", count=2)
+    # The first try submits, then every attempt of its result download fails (the download's own
+    # 4 attempts): the try fails after the vendor took the job.
+    bgreplace_sandbox.inject_fault("fal", "5xx", route="file", count=4)
 
     run, _ = run_dag("example_fal_replace_background")
 
