@@ -18,10 +18,11 @@ from __future__ import annotations
 
 import functools
 import json
+import re
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import timedelta
-from typing import Any
+from typing import Any, overload
 
 from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
 from pydantic import BaseModel, ConfigDict, Field
@@ -133,8 +134,9 @@ class BgReplaceBatchOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
-        self._by_id: dict[str, BatchItem] = {}
+        self._by_id: Mapping[str, BatchItem] = {}
         self._writer: OutputManifestWriter | None = None
+        self._recorded_outcomes: dict[str, str] | None = None
 
     @property
     def _ledger(self) -> SubmissionLedger | None:
@@ -175,14 +177,22 @@ class BgReplaceBatchOperator(BaseOperator):
     def _manifest(self, context: Any) -> ObjectStoragePath:
         return ObjectStoragePath(self.manifest_uri) if self.manifest_uri else self._base(context) / "manifest.jsonl"
 
-    def load_items(self) -> list[BatchItem]:
-        if self.items is not None:
-            assert not isinstance(self.items, XComArg), "resolved by Airflow before execute"
-            raw: Iterable[Any] = self.items
-        else:
+    def load_items(self, *, validate_all: bool = True) -> Sequence[BatchItem]:
+        """The batch's items. From ``items_uri`` they are validated on first use unless
+        ``validate_all`` (the first try checks them all before its first submit)."""
+        if self.items is None:
             assert self.items_uri is not None
             text = ObjectStoragePath(self.items_uri).read_text()
-            raw = (json.loads(line) for line in text.splitlines() if line.strip())
+            plan = _PlanItems([line for line in text.splitlines() if line.strip()])
+            if len(plan.ids) != len(plan):
+                raise ValueError(f"{self.task_id}: item ids must be unique")
+            if validate_all:
+                for _item in plan:
+                    pass
+            self._by_id = _ItemsById(plan)
+            return plan
+        assert not isinstance(self.items, XComArg), "resolved by Airflow before execute"
+        raw: Iterable[Any] = self.items
         items = [BatchItem.model_validate(item) for item in raw]
         self._by_id = {item.id: item for item in items}
         if len(self._by_id) != len(items):
@@ -203,7 +213,7 @@ class BgReplaceBatchOperator(BaseOperator):
     # -- execution ---------------------------------------------------------------------------
     def execute(self, context: Any) -> dict[str, Any]:
         state = self._load_state(context)
-        items = self.load_items()
+        items = self.load_items(validate_all=state is None)
         if state is None:
             now = time.time()
             state = BatchState(deadline_epoch=now + self.timeout_s, started_epoch=now)
@@ -225,20 +235,27 @@ class BgReplaceBatchOperator(BaseOperator):
             )
         return self._advance(context, state, items)
 
+    def _recorded(self, context: Any) -> dict[str, str]:
+        """Job id -> outcome of the rows already in the manifest (read once, only after a crash)."""
+        if self._recorded_outcomes is None:
+            self._recorded_outcomes = {
+                row.job_id: "timeout" if (row.error or "").startswith("timeout:") else row.status.value
+                for row in read_output_manifest(self._manifest(context), missing_ok=True)
+                if row.job_id
+            }
+        return self._recorded_outcomes
+
     def _skip_recorded(self, context: Any, state: BatchState) -> None:
         """A try killed in ``execute_complete`` may have written results it never saved as done:
         the manifest has them, so they are counted and not fetched (or written) again."""
         if not state.in_flight:
             return
-        written = {row.job_id: row for row in read_output_manifest(self._manifest(context), missing_ok=True)}
-        kept = []
+        recorded = self._recorded(context)
+        kept = [entry for entry in state.in_flight if entry["job_id"] not in recorded]
         for entry in state.in_flight:
-            row = written.get(entry["job_id"])
-            if row is None:
-                kept.append(entry)
-                continue
-            status = "timeout" if (row.error or "").startswith("timeout:") else row.status.value
-            state.counts[status] = state.counts.get(status, 0) + 1
+            if entry["job_id"] in recorded:
+                status = recorded[entry["job_id"]]
+                state.counts[status] = state.counts.get(status, 0) + 1
         if len(kept) < len(state.in_flight):
             self.log.info(
                 "%s batch: %d results already written by an earlier try", self.vendor, len(state.in_flight) - len(kept)
@@ -254,7 +271,7 @@ class BgReplaceBatchOperator(BaseOperator):
         current = self._load_state(context) or (BatchState.model_validate(state) if state else None)
         if current is None:
             raise RuntimeError(f"{self.task_id}: resumed without its batch state (no task state store?)")
-        items = self.load_items()
+        items = self.load_items(validate_all=False)
         hook = self.get_hook()
         finished_ids = {entry["job_id"] for entry in event.get("finished", [])}
         for entry in event.get("finished", []):
@@ -266,13 +283,13 @@ class BgReplaceBatchOperator(BaseOperator):
         self._save_state(context, current)
         return self._advance(context, current, items)
 
-    def _advance(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
+    def _advance(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         try:
             return self._run_windows(context, state, items)
         finally:
             self._close_writer()  # also when deferring: an object-storage manifest is uploaded now
 
-    def _run_windows(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
+    def _run_windows(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         hook = self.get_hook()
         while True:
             rate_limited = self._fill_window(context, hook, state, items)
@@ -297,7 +314,7 @@ class BgReplaceBatchOperator(BaseOperator):
                 )
             self._poll_in_worker(context, hook, state, items)
 
-    def _fill_window(self, context: Any, hook: BgReplaceHook, state: BatchState, items: list[BatchItem]) -> bool:
+    def _fill_window(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> bool:
         """Submit until the window is full; True when the vendor said "too many" (retry later)."""
         while len(state.in_flight) < self.window() and state.cursor < len(items) and not state.budget_stopped:
             item = items[state.cursor]
@@ -326,12 +343,16 @@ class BgReplaceBatchOperator(BaseOperator):
                 self._write(context, state, item, "failed", error=f"item {item.id!r}: {exc}")
                 continue
             job = submission.job
+            state.cursor += 1
+            state.spent_usd += price
             if submission.reattached:
                 self.log.info(
                     "%s item %s: reattached to job %s (%s)", self.vendor, item.id, job.job_id, submission.message
                 )
-            state.cursor += 1
-            state.spent_usd += price
+                if (done := self._recorded(context).get(job.job_id)) is not None:  # its row is written already
+                    state.counts[done] = state.counts.get(done, 0) + 1
+                    self._save_state(context, state)
+                    continue
             entry = {"id": item.id, "endpoint": job.endpoint, "job_id": job.job_id}
             if job.initial_state.is_terminal:  # the local engine finishes inside submit
                 self._record(context, hook, state, items, entry, hook.client.get_status(job.job_id, job.endpoint), None)
@@ -340,7 +361,7 @@ class BgReplaceBatchOperator(BaseOperator):
             self._save_state(context, state)
         return False
 
-    def _poll_in_worker(self, context: Any, hook: BgReplaceHook, state: BatchState, items: list[BatchItem]) -> None:
+    def _poll_in_worker(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> None:
         """``deferrable=False``: one round of status reads; sleep when nothing ended."""
         ended = False
         for entry in list(state.in_flight):
@@ -362,7 +383,7 @@ class BgReplaceBatchOperator(BaseOperator):
         context: Any,
         hook: BgReplaceHook,
         state: BatchState,
-        items: list[BatchItem],
+        items: Sequence[BatchItem],
         entry: dict[str, Any],
         job: JobStatus | None,
         error: str | None,
@@ -404,7 +425,7 @@ class BgReplaceBatchOperator(BaseOperator):
         )
         finish_quietly(self._ledger, self.vendor, job.job_id, succeeded=True, output_uri=str(target))
 
-    def _time_out(self, context: Any, hook: BgReplaceHook, state: BatchState, items: list[BatchItem]) -> None:
+    def _time_out(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> None:
         for entry in state.in_flight:
             try:
                 hook.client.cancel(entry["job_id"], entry["endpoint"])
@@ -462,7 +483,7 @@ class BgReplaceBatchOperator(BaseOperator):
             self._writer.close()
             self._writer = None
 
-    def _finish(self, context: Any, state: BatchState, items: list[BatchItem]) -> dict[str, Any]:
+    def _finish(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         if state.budget_stopped:
             for item in items[state.cursor :]:
                 self._write(context, state, item, "skipped", error="budget reached")
@@ -482,6 +503,64 @@ class BgReplaceBatchOperator(BaseOperator):
         }
         self.log.info("%s batch done: %s", self.vendor, json.dumps(summary))
         return summary
+
+
+#: A plan line that starts with its id (as the nightly run writes them): the id without a full parse.
+_LEADING_ID = re.compile(r'\s*\{\s*"id"\s*:\s*("(?:[^"\\]|\\.)*")')
+
+
+class _PlanItems(Sequence[BatchItem]):
+    """The items of a JSONL plan, each parsed and validated when first used.
+
+    A resumed batch needs the next window and the jobs in flight, not the whole plan: parsing
+    and validating a 100,000-item plan took ~2 s on every resume. Every id is still read (for
+    uniqueness and to find the jobs in flight), cheaply when lines start with their ``"id"``.
+    """
+
+    def __init__(self, lines: list[str]) -> None:
+        self._lines = lines
+        self._items: dict[int, BatchItem] = {}
+        self.ids: dict[str, int] = {}
+        for position, line in enumerate(lines):
+            match = _LEADING_ID.match(line)
+            if match is None:
+                item_id = self[position].id
+            else:
+                quoted = match.group(1)
+                item_id = json.loads(quoted) if "\\" in quoted else quoted[1:-1]
+            self.ids.setdefault(item_id, position)
+
+    def __len__(self) -> int:
+        return len(self._lines)
+
+    @overload
+    def __getitem__(self, index: int) -> BatchItem: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[BatchItem]: ...
+
+    def __getitem__(self, index: int | slice) -> BatchItem | Sequence[BatchItem]:
+        if isinstance(index, slice):
+            return [self[position] for position in range(*index.indices(len(self)))]
+        position = index + len(self) if index < 0 else index
+        item = self._items.get(position)
+        if item is None:
+            item = self._items[position] = BatchItem.model_validate(json.loads(self._lines[position]))
+        return item
+
+
+class _ItemsById(Mapping[str, BatchItem]):
+    def __init__(self, plan: _PlanItems) -> None:
+        self._plan = plan
+
+    def __getitem__(self, item_id: str) -> BatchItem:
+        return self._plan[self._plan.ids[item_id]]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._plan.ids)
+
+    def __len__(self) -> int:
+        return len(self._plan.ids)
 
 
 def _image_input(inputs: dict[str, Any]) -> str | None:
