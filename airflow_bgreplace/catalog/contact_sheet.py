@@ -23,6 +23,7 @@ import io
 import os
 import posixpath
 import threading
+import time
 import warnings
 from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
@@ -47,6 +48,8 @@ INLINE: Final = "inline"
 DEFAULT_THUMB_PX: Final = 320
 #: Cards beyond this are left out (the header says so): a page with 50,000 images helps no one.
 DEFAULT_MAX_CARDS: Final = 2000
+#: Cached thumbnails unused by any page for this long are removed (a week of pages, at most).
+THUMBNAIL_CACHE_DAYS: Final = 7
 #: Sources larger than this are not thumbnailed (a contact sheet must not stall on one huge file).
 MAX_SOURCE_BYTES: Final = 60 * 1024 * 1024
 #: Nor sources declaring more pixels (checked from the header: a small PNG may declare 50,000 x 50,000).
@@ -104,8 +107,8 @@ def write_contact_sheet(
     manifest's :class:`CatalogItem`) add the treatment details: colour swatch, prompt, reference.
     ``summary`` defaults to :func:`~airflow_bgreplace.catalog.outputs.summarise` of ``rows``.
     Images that are http(s) URLs are not downloaded; their card says so. ``cache`` is a local
-    folder of thumbnails kept between runs (local sources only); after the page is written it
-    holds only the thumbnails this page used.
+    folder of thumbnails kept between runs (local sources only); thumbnails no page has used for
+    :data:`THUMBNAIL_CACHE_DAYS` are removed when a page is written.
     """
     outcomes = latest_outcomes(row if isinstance(row, OutputRow) else OutputRow.model_validate(row) for row in rows)
     totals = dict(summary) if summary is not None else summarise(outcomes)
@@ -217,10 +220,12 @@ class _ThumbnailStore:
 class _ThumbnailCache:
     """Encoded thumbnails in a local folder, one file per (source path, size, mtime, px).
 
-    A changed source gets a new key, so a stale thumbnail is never served; :meth:`prune` then
-    drops every file this page did not use, which bounds the folder to one page's thumbnails.
-    Files are written whole (temporary name, then rename), so a concurrent reader sees either
-    the old set or the new file, and losing a file only costs its re-encoding.
+    A changed source gets a new key, so a stale thumbnail is never served. A file's mtime is
+    when a page last used it; :meth:`prune` drops files unused for :data:`THUMBNAIL_CACHE_DAYS`,
+    which bounds the folder to a week of pages (the cards a night shows shift with what changed,
+    so keeping last night's page alone would leave tonight re-encoding them). Files are written
+    whole (temporary name, then rename), so a concurrent reader sees nothing or the whole file,
+    and losing a file only costs its re-encoding.
     """
 
     _SUFFIX: Final = ".thumb"
@@ -246,9 +251,11 @@ class _ThumbnailCache:
         return name
 
     def get(self, name: str) -> tuple[bytes, str, tuple[int, int], bool] | None:
+        path = os.path.join(self.folder, name)
         try:
-            with open(os.path.join(self.folder, name), "rb") as handle:
+            with open(path, "rb") as handle:
                 data = handle.read()
+            os.utime(path)  # used tonight: kept another THUMBNAIL_CACHE_DAYS
             with Image.open(io.BytesIO(data)) as image:  # reads the header only
                 size = image.size
         except (OSError, ValueError, Image.DecompressionBombError):
@@ -269,11 +276,13 @@ class _ThumbnailCache:
                 os.remove(partial)  # a cache that cannot be written only costs speed
 
     def prune(self) -> None:
+        oldest = time.time() - THUMBNAIL_CACHE_DAYS * 86400
         with contextlib.suppress(OSError), os.scandir(self.folder) as entries:
             for entry in entries:
                 if entry.name.endswith(self._SUFFIX) and entry.name not in self._used:
                     with contextlib.suppress(OSError):
-                        os.remove(entry.path)
+                        if entry.stat().st_mtime < oldest:
+                            os.remove(entry.path)
 
 
 class _Unavailable(Exception):

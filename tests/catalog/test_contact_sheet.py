@@ -4,12 +4,13 @@ import os
 import re
 import shutil
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
 from PIL import Image
 
-from airflow_bgreplace.catalog.contact_sheet import write_contact_sheet
+from airflow_bgreplace.catalog.contact_sheet import THUMBNAIL_CACHE_DAYS, write_contact_sheet
 from airflow_bgreplace.catalog.manifest import ManifestReadResult
 from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputRow
 from tests.catalog.fakes import FAILURES, fake_run
@@ -253,9 +254,9 @@ def test_an_unchanged_source_gets_last_runs_thumbnail_without_being_read(tmp_pat
     assert _first_thumbnail((tmp_path / "night2.html").read_text())[0] > 150
 
 
-def test_a_changed_source_is_thumbnailed_again_and_stale_thumbnails_are_pruned(tmp_path: Path) -> None:
-    photo = _photo_file(tmp_path / "p.jpg", (200, 30, 30))
-    other = _photo_file(tmp_path / "q.jpg", (30, 200, 30))
+def test_a_changed_source_is_thumbnailed_again_and_unused_thumbnails_expire(tmp_path: Path) -> None:
+    photo = _photo_file(tmp_path / "p.bmp", (200, 30, 30))
+    other = _photo_file(tmp_path / "q.bmp", (30, 200, 30))
     cache = tmp_path / "cache"
     write_contact_sheet(
         [{"sku": "P-1", "status": "unchanged", "input_uri": str(photo)},
@@ -265,9 +266,15 @@ def test_a_changed_source_is_thumbnailed_again_and_stale_thumbnails_are_pruned(t
     assert len(list(cache.iterdir())) == 2
     _photo_file(photo, (30, 30, 200))
     os.utime(photo, ns=(photo.stat().st_atime_ns, photo.stat().st_mtime_ns + 1_000_000_000))
+    night2 = [{"sku": "P-1", "status": "succeeded", "input_uri": str(photo)}]
 
-    write_contact_sheet([{"sku": "P-1", "status": "succeeded", "input_uri": str(photo)}], tmp_path / "night2.html",
-                        cache=cache)  # fmt: skip
+    write_contact_sheet(night2, tmp_path / "night2.html", cache=cache)
 
     assert _first_thumbnail((tmp_path / "night2.html").read_text())[2] > 150
-    assert len(list(cache.iterdir())) == 1  # Q-1 was not on this page, and P-1's old thumbnail is stale
+    # Q-1 may be on tomorrow's page again: kept until unused for THUMBNAIL_CACHE_DAYS.
+    assert len(list(cache.iterdir())) == 3
+    long_ago = time.time() - (THUMBNAIL_CACHE_DAYS + 1) * 86400
+    for entry in cache.iterdir():
+        os.utime(entry, (long_ago, long_ago))
+    write_contact_sheet(night2, tmp_path / "night3.html", cache=cache)
+    assert len(list(cache.iterdir())) == 1  # the one night3 used
