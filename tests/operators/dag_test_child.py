@@ -1,8 +1,9 @@
 """``python -m tests.operators.dag_test_child <dag_id> <iso date>``: one ``dag.test()`` run in its own process.
 
 The DAG comes from ``$AIRFLOW__CORE__DAGS_FOLDER``. Run and logical date are both the given date,
-so a second call re-runs the same DAG run (its task instances cleared, their task state store
-kept), the way a retry or a cleared task comes back. The last line is ``RESULT {json}``.
+so a second call runs the same DAG run id again. ``dag.test()`` deletes and re-creates that run,
+which drops its task state store: a re-run sees what survives outside Airflow (the provider's
+database, the output files). The last line is ``RESULT {json}``.
 """
 
 from __future__ import annotations

@@ -9,6 +9,12 @@ sandbox, with the submission ledger in a SQLite file. The parent kills the child
   indeed empty after the kill. The re-run must reattach: one submit, no duplicate.
 * while the submit POST itself is in flight (the sandbox delays its answer, then creates the job
   anyway). The re-run must not resubmit that item: it is reported ``uncertain``, the others go on.
+* while a batch delivers results, after writing the first. The re-run neither fetches nor writes
+  it again.
+
+``dag.test()`` replaces the DAG run it re-runs, and with it the task state store: each re-run here
+starts with no store at all, so the ledger (and the batch manifest) alone must prevent a second
+submit. A retry that keeps its store is tested in tests/integration/test_crash_restart.py.
 """
 
 from __future__ import annotations
@@ -246,3 +252,28 @@ def test_a_batch_killed_during_the_submit_post_reports_that_item_uncertain(crash
     assert rows["SKU-0"]["error"].startswith("uncertain:") and intent.key in rows["SKU-0"]["error"]
     entry = crash.ledger.get(intent.key)
     assert entry is not None and entry.state is LedgerState.uncertain
+
+
+def test_a_batch_killed_while_delivering_results_does_not_write_them_twice(crash: Crash) -> None:
+    # Every result download takes 2 s: the child dies after writing the first of three.
+    crash.sandbox.inject_fault("fal", "slow", route="file", slow_s=2.0, count=3)
+    manifest = crash.outputs / "batch" / "manifest.jsonl"
+    child = crash.start("crash_batch")
+    crash.wait_until(
+        "a first result written", lambda: manifest.is_file() and manifest.read_text().count("\n") >= 1, child
+    )
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait(30)
+    written = [json.loads(line)["sku"] for line in manifest.read_text().splitlines()]
+    assert len(written) == 1
+    downloads_before = crash.stats()["file_downloads"]
+
+    result = crash.run("crash_batch")
+
+    assert result["state"] == "success"
+    rows = [json.loads(line) for line in manifest.read_text().splitlines()]
+    assert sorted(row["sku"] for row in rows) == ["SKU-0", "SKU-1", "SKU-2"]  # the first not written again
+    assert {row["status"] for row in rows} == {"succeeded"}
+    stats = crash.stats()
+    assert stats["submits_accepted"] == 3 and stats["duplicate_submits"] == 0
+    assert stats["file_downloads"] - downloads_before == 2  # nor fetched again
