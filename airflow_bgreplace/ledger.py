@@ -33,9 +33,10 @@ that failed, or a refused submit       ``previous_job_ids``
 ``uncertain``                          uncertain (until resolved)
 =====================================  ==========================================================
 
-None of the four vendors offers a way to find a job from the request alone that this provider can
-rely on (Runflow documents a run list and a ``client_ref``, but filtering the list by it is not
-documented), so "uncertain" is reported, not guessed.
+FASHN, fal and ImagePipeline document no way to find a job from its request, so "uncertain" is
+reported, not guessed. Runflow echoes the ``client_ref`` we send and documents a run list
+(``GET /v1/runs`` by ``created_at``): a lookup there is possible but not built yet (see
+docs/reliability.md).
 """
 
 from __future__ import annotations
