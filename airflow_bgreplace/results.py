@@ -19,6 +19,7 @@ from airflow_bgreplace.vendors.errors import (
     DownloadTimeoutError,
     IncompleteResultError,
     ResultExpiredError,
+    TransientError,
 )
 from airflow_bgreplace.vendors.inputs import check_complete_image, extension_for, sniff_content_type
 from airflow_bgreplace.vendors.status import JobStatus
@@ -36,17 +37,18 @@ def download_result(
 ) -> tuple[bytes, JobStatus]:
     """The first result image of ``job``, checked to be a whole image.
 
-    Result URLs expire (Runflow's within the hour); on an expired URL, or a body that is not a
-    whole image, the status is read once more, since vendors sign a fresh URL on every read, and
-    the download is tried again. Other download errors (refused by the URL policy, too large, too
-    slow) are not retried: a fresh URL would not change them. ``timeout_s`` bounds both tries together.
+    Result URLs expire (Runflow's within the hour); on an expired URL, a body that is not a whole
+    image, or a server or network error that outlasted the download's own retries, the status is
+    read once more, since vendors sign a fresh URL on every read, and the download is tried again.
+    Other download errors (refused by the URL policy, too large, too slow) are not retried: a fresh
+    URL would not change them. ``timeout_s`` bounds both tries together.
     """
     if not job.result_urls:
         raise DownloadError(f"{job.vendor} job {job.job_id} succeeded but returned no result URL")
     deadline = time.monotonic() + timeout_s
     try:
         return _whole_image(job, client.download(job.result_urls[0], max_bytes=max_bytes, timeout_s=timeout_s)), job
-    except (ResultExpiredError, IncompleteResultError):
+    except (ResultExpiredError, IncompleteResultError, TransientError):
         fresh = client.get_status(job.job_id, job.endpoint)
         if not fresh.result_urls:
             raise

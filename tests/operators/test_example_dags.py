@@ -114,9 +114,9 @@ def test_every_operator_in_sync_mode(sandbox_env: Path, bgreplace_sandbox: Any) 
 def test_a_retry_reattaches_to_the_submitted_job_instead_of_paying_again(
     sandbox_env: Path, bgreplace_sandbox: Any
 ) -> None:
-    # The first try submits, then every attempt of its result download fails (the download's own
-    # 4 attempts): the try fails after the vendor took the job.
-    bgreplace_sandbox.inject_fault("fal", "5xx", route="file", count=4)
+    # The first try submits, then its result download fails 8 times (4 attempts, and 4 more after a
+    # fresh status read): the try fails after the vendor took the job.
+    bgreplace_sandbox.inject_fault("fal", "5xx", route="file", count=8)
 
     run, _ = run_dag("example_fal_replace_background")
 

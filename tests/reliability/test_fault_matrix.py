@@ -297,6 +297,8 @@ TRANSIENT_CELLS = (
         "5xx_burst",
         (Fault("5xx", "status", 6), Fault("5xx", "file", 2), Fault("5xx", "result", 2, vendors=("fal",))),
     ),
+    # Past the download's own 4 attempts: downloaded again after a fresh status read.
+    TransientCell("download_5xx_past_client_retries", (Fault("5xx", "file", 5),)),
     TransientCell("429_retry_after", (Fault("429", "status", 1, {"retry_after": 0}), Fault("429", "submit", 1))),
     TransientCell(
         "429_no_retry_after", (Fault("429_no_retry_after", "status", 4), Fault("429_no_retry_after", "submit", 3))
