@@ -363,6 +363,7 @@ class Job:
             "submitted_at": self.submitted_at,
             "started_at": self.started_at,
             "finished_at": self.finished_at,
+            "latency_s": self.latency_s,  # the drawn latency: benches compute their ideal from it
             "error_code": self.failure.code if self.failure else None,
             "webhook_url": self.webhook_url,
             "webhook_deliveries": list(self.webhook_log),
