@@ -351,7 +351,11 @@ def run_case(stack: Any, sandbox: Any, shape: str, jobs: int, args: argparse.Nam
     print(f"  seeded {seeded}", flush=True)
 
     started = time.monotonic()
-    triggerer = stack.start_triggerer()
+    if args.skip_serve_logs:
+        index = 1 + sum(1 for name in stack.processes if name.startswith("triggerer-"))
+        triggerer = stack.spawn_airflow(f"triggerer-{index}", "triggerer", "--skip-serve-logs")
+    else:
+        triggerer = stack.start_triggerer()
     deadline = started + args.startup_timeout
     while True:
         stack.check_alive()
@@ -459,6 +463,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=float, default=60.0, help="seconds measured")
     parser.add_argument("--settle", type=float, default=20.0, help="seconds after every trigger started")
     parser.add_argument("--startup-timeout", type=float, default=600.0)
+    parser.add_argument(
+        "--skip-serve-logs",
+        action="store_true",
+        help="triggerer without its log server (logs on shared or remote storage)",
+    )
     parser.add_argument("--postgres-url", default=None, help="server URL (default: the test server)")
     parser.add_argument("--profile", type=Path, default=None, help="py-spy the trigger runner into this folder")
     parser.add_argument(
@@ -521,7 +530,8 @@ def main(argv: list[str] | None = None) -> int:
         command = "flock /tmp/heavy.lock .venv/bin/python bench/triggerer_footprint.py " + shlex.join(argv)
         notes = [
             "",
-            f"One `airflow triggerer` (+ its trigger runner and log server), {args.window:.0f} s window after every "
+            f"One `airflow triggerer` (+ its trigger runner{'' if args.skip_serve_logs else ' and log server'}), "
+            f"{args.window:.0f} s window after every "
             f"trigger started and {args.settle:.0f} s more; fal in the sandbox with {JOB_LATENCY_S:.0f} s jobs. "
             "Target at 10,000 jobs: <= 0.2 core, <= 300 MB.",
             "",
