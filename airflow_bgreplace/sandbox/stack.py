@@ -60,6 +60,19 @@ DEFAULT_CONFIG: dict[str, str] = {
 }
 
 
+#: The environment variable :func:`stack_hostname` reads.
+HOSTNAME_ENV = "BGREPLACE_STACK_HOSTNAME"
+
+
+def stack_hostname() -> str:
+    """``[core] hostname_callable`` of the stack's Celery workers: the name in ``BGREPLACE_STACK_HOSTNAME``.
+
+    Every process of the stack runs on this one machine; a name per worker makes
+    ``task_instance.hostname`` say which worker ran a task, as separate machines would.
+    """
+    return os.environ.get(HOSTNAME_ENV) or socket.getfqdn()
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
@@ -239,18 +252,61 @@ class AirflowStack:
         for _ in range(triggerers):
             self.start_triggerer()
         for index in range(1, celery_workers + 1):
-            self.spawn_airflow(
-                f"celery-worker-{index}",
+            self.start_celery_worker(index, concurrency=celery_concurrency)
+        self.wait_for_jobs(timeout_s)
+        if celery_workers:
+            self.wait_for_celery_workers([f"worker{index}" for index in range(1, celery_workers + 1)], timeout_s)
+
+    def start_celery_worker(self, index: int, *, concurrency: int = 8) -> ManagedProcess:
+        """``airflow celery worker`` named ``worker<index>``: its Celery node is ``worker<index>@<host>``
+        and the task instances it runs record ``worker<index>`` as their hostname."""
+        name = f"worker{index}"
+        return self.spawn(
+            f"celery-worker-{index}",
+            [
+                str(self._bin / "airflow"),
                 "celery",
                 "worker",
                 "--concurrency",
-                str(celery_concurrency),
+                str(concurrency),
                 "--celery-hostname",
-                f"worker{index}@%h",
+                f"{name}@%h",
                 "--without-mingle",
                 "--without-gossip",
-            )
-        self.wait_for_jobs(timeout_s)
+                # All workers share this machine and AIRFLOW_HOME: the api-server reads task logs
+                # from the files, and a second log server would only fight the first for its port.
+                "--skip-serve-logs",
+            ],
+            extra_env={
+                "AIRFLOW__CORE__HOSTNAME_CALLABLE": f"{__name__}.stack_hostname",
+                HOSTNAME_ENV: name,
+            },
+        )
+
+    def celery_app(self) -> Any:
+        """A Celery app on the stack's broker (for ``control.ping``, ``control.inspect``...)."""
+        from celery import Celery
+
+        broker = self.env.get("AIRFLOW__CELERY__BROKER_URL")
+        if not broker:
+            raise RuntimeError("CeleryExecutor needs AIRFLOW__CELERY__BROKER_URL in the stack's env")
+        return Celery(broker=broker)
+
+    def wait_for_celery_workers(self, names: list[str], timeout_s: float) -> None:
+        """Until every named worker answers a broadcast ping (so it consumes the queue)."""
+        app = self.celery_app()
+        deadline = time.monotonic() + timeout_s
+        answered: set[str] = set()
+        try:
+            while time.monotonic() < deadline:
+                self.check_alive()
+                for reply in app.control.ping(timeout=1.0) or []:
+                    answered.update(node.split("@", 1)[0] for node in reply)
+                if answered.issuperset(names):
+                    return
+        finally:
+            app.close()
+        raise TimeoutError(f"Celery workers {sorted(set(names) - answered)} not answering after {timeout_s:.0f} s")
 
     def start_triggerer(self) -> ManagedProcess:
         index = 1 + sum(1 for name in self.processes if name.startswith("triggerer-"))
