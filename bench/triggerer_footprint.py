@@ -377,24 +377,26 @@ def run_case(stack: Any, sandbox: Any, shape: str, jobs: int, args: argparse.Nam
     time.sleep(args.settle)
     running = started_trigger_logs(stack.home, run_id)
 
-    profiler: subprocess.Popen[bytes] | None = None
-    if args.profile:
-        runner = next(p for p in process_tree(triggerer.pid)[1:] if "serve" not in " ".join(p.cmdline()))
+    profilers: list[subprocess.Popen[bytes]] = []
+    if args.profile:  # the supervisor (the triggerer process itself) and the trigger runner
         args.profile.mkdir(parents=True, exist_ok=True)
-        out = args.profile / f"{shape}_{jobs}_runner.txt"
-        profiler = subprocess.Popen(
-            [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
-             str(runner.pid), "--duration", str(int(args.window)), "--rate", "50", "--format", "raw",
-             "--output", str(out), "--nonblocking"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
+        watched = [p for p in process_tree(triggerer.pid) if describe(p) != "log server"]
+        for role, process in zip(("supervisor", "runner"), watched, strict=False):
+            profilers.append(
+                subprocess.Popen(
+                    [shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"), "record", "--pid",
+                     str(process.pid), "--duration", str(int(args.window)), "--rate", "50", "--format", "raw",
+                     "--output", str(args.profile / f"{shape}_{jobs}_{role}.txt"), "--nonblocking"],
+                    stdout=subprocess.DEVNULL,
+                    stderr=subprocess.DEVNULL,
+                )
+            )
     calls_before = status_calls(sandbox)
     load_before = os.getloadavg()[0]
     cpu, rss, per_process, pss, uss = measure(triggerer.pid, args.window)
     calls = status_calls(sandbox) - calls_before
     load = max(load_before, os.getloadavg()[0])
-    if profiler is not None:
+    for profiler in profilers:
         profiler.wait(timeout=args.window + 60)
     with engine.connect() as connection:
         fired = connection.execute(
