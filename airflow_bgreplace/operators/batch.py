@@ -7,8 +7,14 @@ waits on all of them and fires as soon as any end; the operator downloads those 
 the next items and defers again. Per-item outcomes go to a JSONL output manifest; XCom carries
 only a summary and the manifest's URI.
 
+Pace: a vendor that queues jobs beyond its limit (fal, Runflow) is kept a queue deep enough to
+stay busy while the task resumes (the batch measures the vendor's job time and its own resume
+time), and the trigger fires once half that queue has drained rather than on the first end.
+Within a resume the submits and the result deliveries run a few at a time: one by one, their
+HTTP and ledger round trips, not the vendor, set the pace of a large window.
+
 Durability: the batch's progress (next item, in-flight job ids, money spent) is saved in the
-task state store after every submit, and the in-flight ids also live in the trigger's kwargs, so
+task state store after every round of submits, and the in-flight ids also live in the trigger's kwargs, so
 neither a triggerer restart nor a retried task submits an item twice. The moment between a submit
 and that save is covered by the submission ledger (:mod:`airflow_bgreplace.ledger`), and a try
 killed while delivering results leaves them in the manifest, where its retry finds them.
@@ -18,10 +24,12 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 import re
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from datetime import timedelta
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 from typing import Any, overload
 
 from airflow.sdk import BaseOperator, ObjectStoragePath, XComArg
@@ -30,7 +38,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from airflow_bgreplace import settings
 from airflow_bgreplace.catalog.outputs import OutcomeStatus, OutputManifestWriter, OutputRow, read_output_manifest
 from airflow_bgreplace.hooks import HOOKS, BgReplaceHook
-from airflow_bgreplace.ledger import SubmissionLedger, finish_quietly, ledger_for, ledger_key, submit_once
+from airflow_bgreplace.ledger import (
+    LedgerScope,
+    Submission,
+    SubmissionLedger,
+    finish_quietly,
+    ledger_for,
+    ledger_key,
+    submit_once,
+)
 from airflow_bgreplace.results import download_result, image_size, safe_path_part, store_result
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
 from airflow_bgreplace.vendors.assumptions import BY_VENDOR, OVER_CONCURRENCY
@@ -43,6 +59,11 @@ from airflow_bgreplace.vendors.errors import (
 from airflow_bgreplace.vendors.status import JobState, JobStatus
 
 STATE_KEY = "bgreplace_batch"
+#: Default submits (ledger intent, POST, job id) and result deliveries (download, store) of one
+#: resume that run at once. One by one, 100 submits took ~7 s in a real deployment, the vendor idle.
+IO_THREADS = 8
+#: Most jobs kept waiting in a queueing vendor's queue beyond those running.
+MAX_QUEUED = 500
 
 
 class BatchItem(BaseModel):
@@ -67,6 +88,13 @@ class BatchState(BaseModel):
     started_epoch: float
     budget_stopped: bool = False
     counts: dict[str, int] = Field(default_factory=dict)
+    #: Items refused with "too many requests" in a round of concurrent submits: submitted next.
+    requeued: list[int] = Field(default_factory=list)
+    #: Measured as the batch runs: the vendor's mean job time, and the seconds from a trigger's
+    #: first unseen end to the window full again (what a queueing vendor's queue must cover).
+    job_s: float | None = None
+    resume_gap_s: float | None = None
+    deferred_epoch: float | None = None
 
 
 class BgReplaceBatchOperator(BaseOperator):
@@ -79,11 +107,18 @@ class BgReplaceBatchOperator(BaseOperator):
     :param output_base: folder of the results, ``<output_base>/<id>.<ext>``, and of the manifest
         (default ``<[bgreplace] output_base>/<dag_id>/<run_id>/<task_id>``).
     :param manifest_uri: the JSONL output manifest (default ``<output_base>/manifest.jsonl``).
-    :param max_in_flight: jobs at the vendor at once; default the vendor's documented concurrency.
+    :param concurrency: jobs the vendor runs at once for this account; default the documented
+        value (``vendors/assumptions.py``). A vendor that rejects jobs beyond it (FASHN,
+        ImagePipeline) gets exactly this many; one that queues them (fal, Runflow) also gets a
+        queue deep enough to stay busy while the task resumes (from ``concurrency`` more jobs,
+        then as measured, at most ``MAX_QUEUED``).
+    :param max_in_flight: a fixed number of jobs at the vendor at once instead (no measured queue).
     :param max_cost_usd: stop submitting once this much would be spent (prices in assumptions.py).
     :param timeout: seconds the whole batch may take; jobs still running then are cancelled where
         possible and reported as ``timeout``.
     :param deferrable: wait in the triggerer (default) or poll from the worker.
+    :param parallel_io: submits and result deliveries a resume runs at once (default ``IO_THREADS``;
+        ``1``: one by one, in item order). Concurrent submits need the submission ledger.
     """
 
     template_fields: Sequence[str] = (
@@ -93,6 +128,7 @@ class BgReplaceBatchOperator(BaseOperator):
         "conn_id",
         "output_base",
         "manifest_uri",
+        "concurrency",
         "max_in_flight",
         "max_cost_usd",
     )
@@ -107,6 +143,7 @@ class BgReplaceBatchOperator(BaseOperator):
         conn_id: str | None = None,
         output_base: str | ObjectStoragePath | None = None,
         manifest_uri: str | None = None,
+        concurrency: int | str | None = None,
         max_in_flight: int | str | None = None,
         max_cost_usd: float | str | None = None,
         timeout: float | timedelta = 8 * 3600.0,
@@ -114,6 +151,7 @@ class BgReplaceBatchOperator(BaseOperator):
         poll_interval: float | None = None,
         max_download_bytes: int = 100 * 1024 * 1024,
         download_timeout: float = 120.0,
+        parallel_io: int = IO_THREADS,
         **kwargs: Any,
     ) -> None:
         kwargs.setdefault("retries", 2)
@@ -127,6 +165,7 @@ class BgReplaceBatchOperator(BaseOperator):
         self.conn_id = conn_id
         self.output_base = output_base
         self.manifest_uri = manifest_uri
+        self.concurrency = concurrency
         self.max_in_flight = max_in_flight
         self.max_cost_usd = max_cost_usd
         self.timeout_s = timeout.total_seconds() if isinstance(timeout, timedelta) else float(timeout)
@@ -134,9 +173,12 @@ class BgReplaceBatchOperator(BaseOperator):
         self.poll_interval = poll_interval
         self.max_download_bytes = max_download_bytes
         self.download_timeout = download_timeout
+        self.parallel_io = max(1, parallel_io)
         self._by_id: Mapping[str, BatchItem] = {}
         self._writer: OutputManifestWriter | None = None
         self._recorded_outcomes: dict[str, str] | None = None
+        self._gap_began: float | None = None
+        self._pool: ThreadPoolExecutor | None = None
 
     @property
     def _ledger(self) -> SubmissionLedger | None:
@@ -150,17 +192,30 @@ class BgReplaceBatchOperator(BaseOperator):
     def budget(self) -> float | None:
         return _optional_number(self.max_cost_usd)
 
-    def window(self) -> int:
-        """Jobs kept at the vendor. Vendors that queue extra jobs (fal, Runflow) get twice their
-        concurrency, so the next job is already waiting there while the task resumes and submits;
-        vendors that reject extra jobs (FASHN, ImagePipeline) get exactly their limit."""
+    def vendor_concurrency(self) -> int:
+        if (value := _optional_number(self.concurrency)) is not None:
+            return max(1, int(value))
+        assumed = BY_VENDOR.get(self.vendor)
+        return assumed.concurrency if assumed is not None else 2
+
+    def queues(self) -> bool:
+        """The window runs past the vendor's limit: it queues the excess and no fixed window is set."""
+        return not _optional_number(self.max_in_flight) and OVER_CONCURRENCY.get(self.vendor) == "queue"
+
+    def window(self, state: BatchState | None = None) -> int:
+        """Jobs kept at the vendor. Vendors that reject extra jobs (FASHN, ImagePipeline) get
+        exactly their limit. Vendors that queue them (fal, Runflow) also get a queue: at first as
+        many again, then two resume gaps' worth of jobs at the vendor's measured pace; the trigger
+        fires when half of it has drained, the other half keeps the vendor busy meanwhile."""
         if _optional_number(self.max_in_flight):
             return int(float(self.max_in_flight))  # type: ignore[arg-type]
-        assumed = BY_VENDOR.get(self.vendor)
-        if assumed is None:
-            return 2
-        queues = OVER_CONCURRENCY.get(self.vendor) == "queue"
-        return assumed.concurrency * (2 if queues else 1)
+        limit = self.vendor_concurrency()
+        if not self.queues():
+            return limit
+        depth = limit
+        if state is not None and state.job_s and state.resume_gap_s is not None:
+            depth = max(limit, min(MAX_QUEUED, math.ceil(2 * limit / state.job_s * state.resume_gap_s)))
+        return limit + depth
 
     def _poll_interval(self) -> float:
         if self.poll_interval:
@@ -273,97 +328,212 @@ class BgReplaceBatchOperator(BaseOperator):
             raise RuntimeError(f"{self.task_id}: resumed without its batch state (no task state store?)")
         items = self.load_items(validate_all=False)
         hook = self.get_hook()
+        self._measure_resume(current, event)
         finished_ids = {entry["job_id"] for entry in event.get("finished", [])}
-        for entry in event.get("finished", []):
-            job = JobStatus.model_validate(entry["job"]) if entry.get("job") else None
-            self._record(context, hook, current, items, entry, job, entry.get("error"))
+        self._record_all(
+            context,
+            hook,
+            current,
+            [
+                (entry, JobStatus.model_validate(entry["job"]) if entry.get("job") else None, entry.get("error"))
+                for entry in event.get("finished", [])
+            ],
+        )
         current.in_flight = [job for job in current.in_flight if job["job_id"] not in finished_ids]
         if event.get("timeout"):
             self._time_out(context, hook, current, items)
         self._save_state(context, current)
         return self._advance(context, current, items)
 
+    def _measure_resume(self, state: BatchState, event: dict[str, Any]) -> None:
+        """The vendor's job time from the jobs that ended, and when this resume's gap began: the
+        trigger's first read after the defer (its pickup, plus a read interval in which the first
+        end went unseen). The gap closes when the window is full again (:meth:`_defer`)."""
+        durations = [d for entry in event.get("finished", []) if (d := _job_seconds(entry.get("job")))]
+        if durations:
+            mean = sum(durations) / len(durations)
+            state.job_s = mean if state.job_s is None else 0.7 * state.job_s + 0.3 * mean
+        fired, started = event.get("fired_epoch"), event.get("started_epoch")
+        if not isinstance(fired, int | float):
+            return
+        pickup = 0.0
+        if isinstance(started, int | float) and state.deferred_epoch:
+            pickup = max(0.0, started - state.deferred_epoch)
+        self._gap_began = fired - pickup - self._poll_interval()
+        if state.resume_gap_s is None:  # a first estimate for this resume's refill: the gap so far
+            state.resume_gap_s = time.time() - self._gap_began
+
+    def _io(self, work: Callable[[Any], Any], inputs: Sequence[Any]) -> list[Any]:
+        """``work`` over ``inputs``, IO_THREADS at a time, in order; each result or the exception raised."""
+
+        def attempt(value: Any) -> Any:
+            try:
+                return work(value)
+            except Exception as exc:  # handed back: the caller decides per item
+                return exc
+
+        if len(inputs) <= 1 or self.parallel_io == 1:
+            return [attempt(value) for value in inputs]
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.parallel_io, thread_name_prefix="bgreplace-batch")
+        return list(self._pool.map(attempt, inputs))
+
     def _advance(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         try:
             return self._run_windows(context, state, items)
         finally:
             self._close_writer()  # also when deferring: an object-storage manifest is uploaded now
+            if self._pool is not None:
+                self._pool.shutdown()
+                self._pool = None
+
+    def _more_to_submit(self, state: BatchState, items: Sequence[BatchItem]) -> bool:
+        return not state.budget_stopped and (bool(state.requeued) or state.cursor < len(items))
 
     def _run_windows(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         hook = self.get_hook()
         while True:
             rate_limited = self._fill_window(context, hook, state, items)
-            if not state.in_flight and (state.cursor >= len(items) or state.budget_stopped) and not rate_limited:
+            if not state.in_flight and not self._more_to_submit(state, items) and not rate_limited:
                 return self._finish(context, state, items)
             if time.time() >= state.deadline_epoch:
                 self._time_out(context, hook, state, items)
                 return self._finish(context, state, items)
             if self.deferrable:
-                self.defer(
-                    trigger=BgReplaceBatchTrigger(
-                        vendor=self.vendor,
-                        conn_id=self.conn_id or HOOKS[self.vendor].default_conn_name,
-                        jobs=list(state.in_flight),
-                        deadline_epoch=state.deadline_epoch,
-                        poll_interval=self._poll_interval(),
-                        wake_after_s=self._poll_interval() if not state.in_flight else None,
-                    ),
-                    method_name="execute_complete",
-                    kwargs={"state": state.model_dump(mode="json")},
-                    timeout=None,
-                )
+                self._defer(context, state, items)
             self._poll_in_worker(context, hook, state, items)
 
+    def _defer(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> None:
+        now = time.time()
+        if self._gap_began is not None:  # rises at once, falls slowly: a starved vendor costs more
+            observed = now - self._gap_began
+            old = state.resume_gap_s
+            state.resume_gap_s = observed if old is None or observed > old else 0.7 * old + 0.3 * observed
+            self._gap_began = None
+        state.deferred_epoch = now
+        self._save_state(context, state)
+        min_finished, poll_first = 1, None
+        if self.queues():
+            limit = self.vendor_concurrency()
+            queued = max(0, len(state.in_flight) - limit)
+            # With nothing left to submit, an earlier resume would only deliver results sooner.
+            min_finished = max(1, queued // 2) if self._more_to_submit(state, items) else len(state.in_flight)
+            poll_first = limit + max(1, limit // 4)
+        self.defer(
+            trigger=BgReplaceBatchTrigger(
+                vendor=self.vendor,
+                conn_id=self.conn_id or HOOKS[self.vendor].default_conn_name,
+                jobs=list(state.in_flight),
+                deadline_epoch=state.deadline_epoch,
+                poll_interval=self._poll_interval(),
+                wake_after_s=self._poll_interval() if not state.in_flight else None,
+                min_finished=min_finished,
+                poll_first=poll_first,
+            ),
+            method_name="execute_complete",
+            kwargs={"state": state.model_dump(mode="json")},
+            timeout=None,
+        )
+
     def _fill_window(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> bool:
-        """Submit until the window is full; True when the vendor said "too many" (retry later)."""
-        while len(state.in_flight) < self.window() and state.cursor < len(items) and not state.budget_stopped:
-            item = items[state.cursor]
+        """Submit until the window is full; True when the vendor said "too many" (retry later).
+
+        With the ledger (paid vendors, in a task instance) a round's submits run IO_THREADS at a
+        time and the state is saved once per round: a try killed before that save finds its
+        submits in the ledger and reattaches. Without it, one at a time, saved after each.
+        """
+        concurrent = self.parallel_io > 1 and self._ledger is not None and LedgerScope.from_context(context) is not None
+        window = self.window(state)
+        while len(state.in_flight) < window:
+            chosen = self._next_items(state, items, hook, window - len(state.in_flight) if concurrent else 1)
+            if not chosen:
+                return False
+            outcomes = self._io(lambda pick: self._submit(context, hook, pick[1]), chosen)
+            rate_limited = False
+            failure: BaseException | None = None
+            for (index, item, price), outcome in zip(chosen, outcomes, strict=True):
+                if isinstance(outcome, RateLimitError):
+                    state.requeued.append(index)
+                    if not rate_limited:
+                        self.log.info("%s batch: vendor busy (%s); submitting later", self.vendor, outcome.message)
+                    rate_limited = True
+                elif isinstance(outcome, SubmissionUncertainError):
+                    self._write(
+                        context, state, item, "uncertain", error=f"{outcome} (fingerprint {outcome.fingerprint})"
+                    )
+                elif isinstance(outcome, BgReplaceError):
+                    self._write(context, state, item, "failed", error=f"item {item.id!r}: {outcome}")
+                elif isinstance(outcome, BaseException):
+                    state.requeued.append(index)  # the ledger settles it on the retry
+                    failure = failure or outcome
+                else:
+                    self._take_submission(context, hook, state, items, item, price, outcome)
+            state.requeued.sort()
+            self._save_state(context, state)
+            if failure is not None:
+                raise failure
+            if rate_limited:
+                return True
+        return False
+
+    def _next_items(
+        self, state: BatchState, items: Sequence[BatchItem], hook: BgReplaceHook, room: int
+    ) -> list[tuple[int, BatchItem, float]]:
+        """Up to ``room`` items to submit (refused ones first), within the budget."""
+        chosen: list[tuple[int, BatchItem, float]] = []
+        budget = self.budget()
+        planned = state.spent_usd
+        while len(chosen) < room and self._more_to_submit(state, items):
+            from_queue = bool(state.requeued)
+            index = state.requeued.pop(0) if from_queue else state.cursor
+            item = items[index]
             price = _price(hook, item.endpoint)
-            budget = self.budget()
-            if budget is not None and state.spent_usd + price > budget + 1e-9:
+            if budget is not None and planned + price > budget + 1e-9:
+                if from_queue:
+                    state.requeued.insert(0, index)
                 state.budget_stopped = True
                 self.log.warning("%s batch: budget $%.2f reached; no more submits", self.vendor, budget)
                 break
-            try:
-                # Intent in the ledger before the POST: a try killed before _save_state reattaches.
-                submission = submit_once(
-                    self._ledger,
-                    ledger_key(context, self.vendor, item.endpoint or "", item.id, item.inputs),
-                    functools.partial(hook.client.submit, item.endpoint, **item.inputs),
-                )
-            except RateLimitError as exc:
-                self.log.info("%s batch: vendor busy (%s); waiting before the next submit", self.vendor, exc.message)
-                return True
-            except SubmissionUncertainError as exc:
+            if not from_queue:
                 state.cursor += 1
-                self._write(context, state, item, "uncertain", error=f"{exc} (fingerprint {exc.fingerprint})")
-                continue
-            except BgReplaceError as exc:
-                state.cursor += 1
-                self._write(context, state, item, "failed", error=f"item {item.id!r}: {exc}")
-                continue
-            job = submission.job
-            state.cursor += 1
-            state.spent_usd += price
-            if submission.reattached:
-                self.log.info(
-                    "%s item %s: reattached to job %s (%s)", self.vendor, item.id, job.job_id, submission.message
-                )
-                if (done := self._recorded(context).get(job.job_id)) is not None:  # its row is written already
-                    state.counts[done] = state.counts.get(done, 0) + 1
-                    self._save_state(context, state)
-                    continue
-            entry = {"id": item.id, "endpoint": job.endpoint, "job_id": job.job_id}
-            if job.initial_state.is_terminal:  # the local engine finishes inside submit
-                self._record(context, hook, state, items, entry, hook.client.get_status(job.job_id, job.endpoint), None)
-            else:
-                state.in_flight.append(entry)
-            self._save_state(context, state)
-        return False
+            planned += price
+            chosen.append((index, item, price))
+        return chosen
+
+    def _submit(self, context: Any, hook: BgReplaceHook, item: BatchItem) -> Submission:
+        # Intent in the ledger before the POST: a try killed before _save_state reattaches.
+        return submit_once(
+            self._ledger,
+            ledger_key(context, self.vendor, item.endpoint or "", item.id, item.inputs),
+            functools.partial(hook.client.submit, item.endpoint, **item.inputs),
+        )
+
+    def _take_submission(
+        self,
+        context: Any,
+        hook: BgReplaceHook,
+        state: BatchState,
+        items: Sequence[BatchItem],
+        item: BatchItem,
+        price: float,
+        submission: Submission,
+    ) -> None:
+        job = submission.job
+        state.spent_usd += price
+        if submission.reattached:
+            self.log.info("%s item %s: reattached to job %s (%s)", self.vendor, item.id, job.job_id, submission.message)
+            if (done := self._recorded(context).get(job.job_id)) is not None:  # its row is written already
+                state.counts[done] = state.counts.get(done, 0) + 1
+                return
+        entry = {"id": item.id, "endpoint": job.endpoint, "job_id": job.job_id}
+        if job.initial_state.is_terminal:  # the local engine finishes inside submit
+            self._record(context, hook, state, items, entry, hook.client.get_status(job.job_id, job.endpoint), None)
+        else:
+            state.in_flight.append(entry)
 
     def _poll_in_worker(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> None:
         """``deferrable=False``: one round of status reads; sleep when nothing ended."""
-        ended = False
+        ended: list[tuple[dict[str, Any], JobStatus | None, str | None]] = []
         for entry in list(state.in_flight):
             try:
                 job = hook.client.get_status(entry["job_id"], entry["endpoint"])
@@ -371,9 +541,10 @@ class BgReplaceBatchOperator(BaseOperator):
                 self.log.warning("%s job %s: status read failed: %s", self.vendor, entry["job_id"], exc)
                 continue
             if job.is_terminal:
-                self._record(context, hook, state, items, entry, job, None)
-                state.in_flight.remove(entry)
-                ended = True
+                ended.append((entry, job, None))
+        self._record_all(context, hook, state, ended)
+        done = {entry["job_id"] for entry, _, _ in ended}
+        state.in_flight = [entry for entry in state.in_flight if entry["job_id"] not in done]
         self._save_state(context, state)
         if not ended:
             time.sleep(self._poll_interval())
@@ -388,42 +559,74 @@ class BgReplaceBatchOperator(BaseOperator):
         job: JobStatus | None,
         error: str | None,
     ) -> None:
-        item = self._by_id[entry["id"]]
-        if job is None or job.state is not JobState.succeeded:
-            reason = error or (f"{job.state.value}: {job.describe_error()}" if job else "unknown")
-            self._write(
-                context, state, item, "failed", job_id=entry["job_id"], endpoint=entry["endpoint"], error=reason
-            )
-            if job is not None:  # the job ended without a result: a later run may submit anew
-                finish_quietly(self._ledger, self.vendor, entry["job_id"], succeeded=False, message=reason)
-            return
-        try:
-            data, job = download_result(
+        self._record_all(context, hook, state, [(entry, job, error)])
+
+    def _record_all(
+        self,
+        context: Any,
+        hook: BgReplaceHook,
+        state: BatchState,
+        ended: Sequence[tuple[dict[str, Any], JobStatus | None, str | None]],
+    ) -> None:
+        """Record jobs that ended: the results downloaded and stored IO_THREADS at a time, then
+        each row written to the manifest, then the ledger told (in that order, as for one job)."""
+        cases = [(self._by_id[entry["id"]], entry, job, error) for entry, job, error in ended]
+
+        def fetch(case: tuple[BatchItem, dict[str, Any], JobStatus | None, str | None]) -> Any:
+            item, _, job, _ = case
+            if job is None or job.state is not JobState.succeeded:
+                return None
+            data, fresh = download_result(
                 hook.client, job, max_bytes=self.max_download_bytes, timeout_s=self.download_timeout
             )
-            target = store_result(data, self._base(context) / safe_path_part(item.id))
-        except BgReplaceError as exc:
+            return data, fresh, store_result(data, self._base(context) / safe_path_part(item.id))
+
+        finishes: list[tuple[str, dict[str, Any]]] = []
+        failure: BaseException | None = None
+        for (item, entry, job, error), fetched in zip(cases, self._io(fetch, cases), strict=True):
+            if job is None or job.state is not JobState.succeeded:
+                reason = error or (f"{job.state.value}: {job.describe_error()}" if job else "unknown")
+                self._write(
+                    context, state, item, "failed", job_id=entry["job_id"], endpoint=entry["endpoint"], error=reason
+                )
+                if job is not None:  # the job ended without a result: a later run may submit anew
+                    finishes.append((entry["job_id"], {"succeeded": False, "message": reason}))
+                continue
+            if isinstance(fetched, BgReplaceError):
+                self._write(
+                    context,
+                    state,
+                    item,
+                    "failed",
+                    job_id=job.job_id,
+                    endpoint=job.endpoint,
+                    error=f"download: {fetched}",
+                )
+                continue
+            if isinstance(fetched, BaseException):  # not the vendor's doing (e.g. storage): the try fails
+                failure = failure or fetched
+                continue
+            data, job, target = fetched
+            width, height = image_size(data)
+            engine = job.raw.get("engine") if isinstance(job.raw, dict) else None
             self._write(
-                context, state, item, "failed", job_id=job.job_id, endpoint=job.endpoint, error=f"download: {exc}"
+                context,
+                state,
+                item,
+                "succeeded",
+                job_id=job.job_id,
+                endpoint=job.endpoint,
+                output_uri=str(target),
+                width=width,
+                height=height,
+                duration_s=job.duration_s,
+                cost_usd=job.cost_usd if job.cost_usd is not None else _price(hook, job.endpoint),
+                engine=engine,
             )
-            return
-        width, height = image_size(data)
-        engine = job.raw.get("engine") if isinstance(job.raw, dict) else None
-        self._write(
-            context,
-            state,
-            item,
-            "succeeded",
-            job_id=job.job_id,
-            endpoint=job.endpoint,
-            output_uri=str(target),
-            width=width,
-            height=height,
-            duration_s=job.duration_s,
-            cost_usd=job.cost_usd if job.cost_usd is not None else _price(hook, job.endpoint),
-            engine=engine,
-        )
-        finish_quietly(self._ledger, self.vendor, job.job_id, succeeded=True, output_uri=str(target))
+            finishes.append((job.job_id, {"succeeded": True, "output_uri": str(target)}))
+        self._io(lambda done: finish_quietly(self._ledger, self.vendor, done[0], **done[1]), finishes)
+        if failure is not None:
+            raise failure
 
     def _time_out(self, context: Any, hook: BgReplaceHook, state: BatchState, items: Sequence[BatchItem]) -> None:
         for entry in state.in_flight:
@@ -485,9 +688,10 @@ class BgReplaceBatchOperator(BaseOperator):
 
     def _finish(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> dict[str, Any]:
         if state.budget_stopped:
-            for item in items[state.cursor :]:
-                self._write(context, state, item, "skipped", error="budget reached")
+            for index in [*state.requeued, *range(state.cursor, len(items))]:
+                self._write(context, state, items[index], "skipped", error="budget reached")
             state.cursor = len(items)
+            state.requeued = []
         self._save_state(context, state)
         summary = {
             "vendor": self.vendor,
@@ -561,6 +765,21 @@ class _ItemsById(Mapping[str, BatchItem]):
 
     def __len__(self) -> int:
         return len(self._plan.ids)
+
+
+def _job_seconds(job: Any) -> float | None:
+    """How long an ended job ran at the vendor (its own figure, else its timestamps)."""
+    if not isinstance(job, dict):
+        return None
+    if isinstance(job.get("duration_s"), int | float) and job["duration_s"] > 0:
+        return float(job["duration_s"])
+    try:
+        seconds = (
+            datetime.fromisoformat(job["completed_at"]) - datetime.fromisoformat(job["started_at"])
+        ).total_seconds()
+    except (KeyError, TypeError, ValueError):
+        return None
+    return seconds if seconds > 0 else None
 
 
 def _image_input(inputs: dict[str, Any]) -> str | None:

@@ -1,8 +1,15 @@
-"""One trigger waits on every in-flight job of a batch, and fires as soon as any of them ends.
+"""One trigger waits on every in-flight job of a batch, and fires once enough of them have ended.
 
 The batch operator keeps up to ``max_in_flight`` jobs at the vendor; between windows it defers to
 this trigger, whose serialized kwargs hold the in-flight job ids, so a triggerer or worker restart
 resumes the same jobs without a second submit.
+
+A vendor that rejects jobs beyond its limit has a slot idle from the moment a job ends, so the
+trigger fires on the first end (``min_finished=1``). A vendor that queues them keeps working from
+its queue while the task resumes, so the operator asks for ``min_finished`` ends at once (fewer
+resumes, each costing a task start) and, jobs starting in the order they were submitted, for
+reads of only the ``poll_first`` oldest jobs not seen ending: the k-th end of a FIFO queue with C
+slots is among its first C + k - 1 jobs, and the paced status reads go where jobs can end.
 """
 
 from __future__ import annotations
@@ -29,7 +36,12 @@ class BgReplaceBatchTrigger(BaseTrigger):
     """Polls ``jobs`` (``[{"id", "endpoint", "job_id"}]``) and fires with every job that has ended.
 
     Event: ``{"finished": [{"id", "endpoint", "job_id", "job": JobStatus | None, "error": str | None}],
-    "timeout": bool}``. With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
+    "timeout": bool, "started_epoch": float, "fired_epoch": float}`` (the two times let the operator
+    measure its own resume). With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
+
+    :param min_finished: fire once this many jobs have ended (or every job, if fewer).
+    :param poll_first: read only the oldest this many jobs not seen ending (``jobs`` are in
+        submission order); default all of them.
     """
 
     def __init__(
@@ -42,6 +54,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
         poll_interval: float = 1.0,
         max_concurrent_polls: int = 16,
         wake_after_s: float | None = None,
+        min_finished: int = 1,
+        poll_first: int | None = None,
         **_retired: Any,
     ) -> None:
         super().__init__()
@@ -52,6 +66,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
         self.poll_interval = poll_interval
         self.max_concurrent_polls = max_concurrent_polls
         self.wake_after_s = wake_after_s
+        self.min_finished = max(1, min_finished)
+        self.poll_first = poll_first
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -64,43 +80,58 @@ class BgReplaceBatchTrigger(BaseTrigger):
                 "poll_interval": self.poll_interval,
                 "max_concurrent_polls": self.max_concurrent_polls,
                 "wake_after_s": self.wake_after_s,
+                "min_finished": self.min_finished,
+                "poll_first": self.poll_first,
             },
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
+        started = time.time()
+
+        def event(finished: list[dict[str, Any]], timeout: bool = False) -> TriggerEvent:
+            return TriggerEvent(
+                {"finished": finished, "timeout": timeout, "started_epoch": started, "fired_epoch": time.time()}
+            )
+
         if not self.jobs:
             await asyncio.sleep(self.wake_after_s or self.poll_interval)
-            yield TriggerEvent({"finished": [], "timeout": False})
+            yield event([])
             return
+        wanted = min(self.min_finished, len(self.jobs))
+        per_round = min(len(self.jobs), self.poll_first or len(self.jobs))
         # A steady interval, not a growing one: jobs end all the time in a batch, and a late read
         # leaves the vendor idle. It never goes below what the connection's pace of status reads
         # allows (the vendor's documented limit, else an assumed one; shared by every trigger of
         # the process, so ten batches on one connection do not read ten times as fast).
-        interval = max(self.poll_interval, _min_round_interval(self.vendor, len(self.jobs)))
+        interval = max(self.poll_interval, _min_round_interval(self.vendor, per_round))
         schedule = PollSchedule(first_s=interval, factor=1.0, cap_s=interval)
         failed_polls = {job["job_id"]: 0 for job in self.jobs}
         gate = asyncio.Semaphore(self.max_concurrent_polls)
         hook = HOOKS[self.vendor](self.conn_id)
         async with status_client(hook) as client:  # shared by the process's triggers, paced
             round_number = 0
+            finished: list[dict[str, Any]] = []
+            ended: set[str] = set()
             while True:
-                results = await asyncio.gather(*(self._poll(client, gate, job) for job in self.jobs))
-                finished: list[dict[str, Any]] = []
-                for job, outcome in zip(self.jobs, results, strict=True):
+                polled = [job for job in self.jobs if job["job_id"] not in ended][:per_round]
+                results = await asyncio.gather(*(self._poll(client, gate, job) for job in polled))
+                for job, outcome in zip(polled, results, strict=True):
                     if isinstance(outcome, JobStatus):
                         failed_polls[job["job_id"]] = 0
                         if outcome.is_terminal:
+                            ended.add(job["job_id"])
                             finished.append({**job, "job": outcome.model_dump(mode="json", exclude={"raw"})})
                         continue
                     failed_polls[job["job_id"]] += 1
                     if failed_polls[job["job_id"]] > MAX_FAILED_POLLS or not _transient(outcome):
+                        ended.add(job["job_id"])
                         finished.append({**job, "job": None, "error": f"{type(outcome).__name__}: {outcome}"})
-                if finished:
+                if len(finished) >= wanted:
                     self.log.info("%s batch: %d of %d in-flight jobs ended", self.vendor, len(finished), len(self.jobs))
-                    yield TriggerEvent({"finished": finished, "timeout": False})
+                    yield event(finished)
                     return
                 if self.deadline_epoch is not None and time.time() >= self.deadline_epoch:
-                    yield TriggerEvent({"finished": [], "timeout": True})
+                    yield event(finished, timeout=True)  # what ended is delivered; the rest time out
                     return
                 delay = schedule.delay_s(round_number)
                 if self.deadline_epoch is not None:

@@ -146,6 +146,7 @@ def run_batch(bgreplace_sandbox: Any, connect: Callable[..., None], tmp_path: Pa
             poll_interval=0.05,
             timeout=120,
             download_timeout=download_timeout_s,
+            parallel_io=1,  # one by one, in item order: scripted faults land on known items
         )
         started = time.monotonic()
         driven = drive(operator, with_state_store=True, resume_delay_s=resume_delay_s)
