@@ -113,6 +113,7 @@ class BgReplaceBatchTrigger(BaseTrigger):
             finished: list[dict[str, Any]] = []
             ended: set[str] = set()
             while True:
+                round_started = time.monotonic()
                 polled = [job for job in self.jobs if job["job_id"] not in ended][:per_round]
                 results = await asyncio.gather(*(self._poll(client, gate, job) for job in polled))
                 for job, outcome in zip(polled, results, strict=True):
@@ -133,7 +134,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
                 if self.deadline_epoch is not None and time.time() >= self.deadline_epoch:
                     yield event(finished, timeout=True)  # what ended is delivered; the rest time out
                     return
-                delay = schedule.delay_s(round_number)
+                # From the round's start: a round that waited its turn at the pace has spent the interval.
+                delay = max(0.0, schedule.delay_s(round_number) - (time.monotonic() - round_started))
                 if self.deadline_epoch is not None:
                     delay = max(0.0, min(delay, self.deadline_epoch - time.time()))
                 await asyncio.sleep(delay)

@@ -238,7 +238,11 @@ class BgReplaceJobTrigger(BaseTrigger):
         )
 
     def _log_progress(self, job: JobStatus) -> None:
-        self._last_status = job
+        last, self._last_status = self._last_status, job
+        # Only what changed: in the triggerer every log line crosses to the supervisor process and
+        # into the trigger's log file, and thousands of jobs are read many times while nothing changes.
+        if last is not None and (last.state, last.queue_position) == (job.state, job.queue_position):
+            return
         extra = f" (queue position {job.queue_position})" if job.queue_position is not None else ""
         self.log.info("%s job %s: %s%s", self.vendor, self.job_id, job.state.value, extra)
 

@@ -185,6 +185,23 @@ def test_a_deadline_passes_while_reads_wait_their_turn(
     assert read and all(event["job"]["state"] in ("queued", "running") for event in read)
 
 
+def test_a_job_trigger_logs_a_status_only_when_it_changes(
+    fal: FalHook, bgreplace_sandbox: Any, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bgreplace_sandbox.configure(latency_s={"fal": 1.0})
+    [job_id] = submit_many(fal, 1)
+    before = status_calls(bgreplace_sandbox)
+
+    event = asyncio.run(first_event(job_trigger(job_id)))
+
+    reads = status_calls(bgreplace_sandbox) - before
+    logged = [line for line in capsys.readouterr().out.splitlines() if f"fal job {job_id}: " in line]
+    assert event["status"] == "succeeded"
+    assert reads >= 8  # read every 0.05 s for a 1 s job...
+    assert 2 <= len(logged) <= 4  # ...logged once per state: queued, running, succeeded
+    assert any(": succeeded" in line for line in logged)
+
+
 # --------------------------------------------------------------------------- the webhook store
 
 
