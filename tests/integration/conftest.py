@@ -8,6 +8,7 @@ Without PostgreSQL they are skipped, except under ``CI=true`` where that is a fa
 
 from __future__ import annotations
 
+import csv
 import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
@@ -74,7 +75,7 @@ def write_catalog(folder: Path, items: Mapping[str, int], *, treatment: str = "s
     requests as duplicate submits). Returns the manifest's path and sku -> vendor.
     """
     (folder / "images").mkdir(parents=True, exist_ok=True)
-    rows = [MANIFEST_HEADER]
+    rows = [MANIFEST_HEADER.split(",")]
     vendors: dict[str, str] = {}
     index = 0
     for vendor, count in items.items():
@@ -85,9 +86,10 @@ def write_catalog(folder: Path, items: Mapping[str, int], *, treatment: str = "s
             (folder / image).write_bytes(make_product_photo(colour=colour))
             color = "#F4F1EA" if treatment == "color" else ""
             prompt = "on a marble counter, soft light" if treatment == "scene" else ""
-            rows.append(f"{sku},{image},{treatment},{color},{prompt},,{vendor},")
+            rows.append([sku, image, treatment, color, prompt, "", vendor, ""])
             vendors[sku] = vendor
             index += 1
     manifest = folder / "manifest.csv"
-    manifest.write_text("\n".join(rows) + "\n")
+    with manifest.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
     return manifest, vendors
