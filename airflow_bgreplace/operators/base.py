@@ -85,12 +85,13 @@ class BgReplaceOperator(ResultDeliveryMixin, BaseOperator):
         cancel_on_kill: bool = True,
         max_download_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         download_timeout: float = DEFAULT_DOWNLOAD_TIMEOUT_S,
+        retries: int | None = 2,
+        retry_delay: timedelta | float = timedelta(seconds=5),
         **kwargs: Any,
     ) -> None:
-        # The fast-trigger race of Airflow 3.3.2 can fail a resumed task; a retry reattaches safely.
-        kwargs.setdefault("retries", 2)
-        kwargs.setdefault("retry_delay", timedelta(seconds=5))
-        super().__init__(**kwargs)
+        # A retry reattaches to the submitted job (a worker crash, Airflow 3.3.2's fast-trigger race).
+        # Defaults in the signature, not in kwargs: Airflow reads them there for .partial()/.expand().
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         if wait_for is not None and wait_for not in WAIT_MODES:
             raise ValueError(f"{self.task_id}: wait_for must be one of {WAIT_MODES}, got {wait_for!r}")
         if wait_for in ("webhook", "webhook_or_poll") and not deferrable:

@@ -152,11 +152,13 @@ class BgReplaceBatchOperator(BaseOperator):
         max_download_bytes: int = 100 * 1024 * 1024,
         download_timeout: float = 120.0,
         parallel_io: int = IO_THREADS,
+        retries: int | None = 2,
+        retry_delay: timedelta | float = timedelta(seconds=5),
         **kwargs: Any,
     ) -> None:
-        kwargs.setdefault("retries", 2)
-        kwargs.setdefault("retry_delay", timedelta(seconds=5))
-        super().__init__(**kwargs)
+        # Defaults in the signature, not in kwargs: Airflow reads them there for .partial()/.expand(),
+        # so mapped batches (the nightly DAG) get the retries that reattach after a crash too.
+        super().__init__(retries=retries, retry_delay=retry_delay, **kwargs)
         if (items is None) == (items_uri is None):
             raise ValueError(f"{self.task_id}: give exactly one of items= or items_uri=")
         self.vendor = vendor

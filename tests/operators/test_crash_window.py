@@ -288,3 +288,19 @@ def test_a_batch_killed_while_delivering_results_does_not_write_them_twice(crash
     stats = crash.stats()
     assert stats["submits_accepted"] == 3 and stats["duplicate_submits"] == 0
     assert stats["file_downloads"] - downloads_before == 3 - len(written)  # nor fetched again
+
+
+def test_mapped_operators_keep_the_retries_that_reattach() -> None:
+    """``.partial()`` reads retry defaults from ``__init__``'s signature: mapped tasks must retry too."""
+    import pendulum
+    from airflow.sdk import DAG
+
+    from airflow_bgreplace.operators import FalReplaceBackgroundOperator
+    from airflow_bgreplace.operators.batch import BgReplaceBatchOperator
+
+    with DAG("mapped_retries", schedule=None, start_date=pendulum.datetime(2026, 1, 1)):
+        batch = BgReplaceBatchOperator.partial(task_id="batch").expand_kwargs([{"vendor": "fal", "items": []}])
+        single = FalReplaceBackgroundOperator.partial(task_id="single", prompt="p").expand(image_url=["a", "b"])
+        explicit = BgReplaceBatchOperator.partial(task_id="none", retries=0).expand_kwargs([{"vendor": "fal"}])
+    assert batch.partial_kwargs["retries"] == single.partial_kwargs["retries"] == 2
+    assert explicit.partial_kwargs["retries"] == 0
