@@ -348,9 +348,10 @@ class BgReplaceBatchOperator(BaseOperator):
         return self._advance(context, current, items)
 
     def _measure_resume(self, state: BatchState, event: dict[str, Any]) -> None:
-        """The vendor's job time from the jobs that ended, and when this resume's gap began: the
-        trigger's first read after the defer (its pickup, plus a read interval in which the first
-        end went unseen). The gap closes when the window is full again (:meth:`_defer`)."""
+        """The vendor's job time from the jobs that ended, and when this resume's gap began: before
+        the trigger fired by its pickup after the defer and one round of its reads (in which the
+        ends it fired on may have gone unseen). The gap closes when the window is full again
+        (:meth:`_defer`)."""
         durations = [d for entry in event.get("finished", []) if (d := _job_seconds(entry.get("job")))]
         if durations:
             mean = sum(durations) / len(durations)
@@ -361,7 +362,10 @@ class BgReplaceBatchOperator(BaseOperator):
         pickup = 0.0
         if isinstance(started, int | float) and state.deferred_epoch:
             pickup = max(0.0, started - state.deferred_epoch)
-        self._gap_began = fired - pickup - self._poll_interval()
+        read_round = event.get("read_round_s")
+        self._gap_began = (
+            fired - pickup - (read_round if isinstance(read_round, int | float) else self._poll_interval())
+        )
         if state.resume_gap_s is None:  # a first estimate for this resume's refill: the gap so far
             state.resume_gap_s = time.time() - self._gap_began
 
@@ -450,6 +454,7 @@ class BgReplaceBatchOperator(BaseOperator):
             chosen = self._next_items(state, items, hook, window - len(state.in_flight) if concurrent else 1)
             if not chosen:
                 return False
+            hook.client  # noqa: B018 - built here: the connection is read through the supervisor, once
             outcomes = self._io(lambda pick: self._submit(context, hook, pick[1]), chosen)
             rate_limited = False
             failure: BaseException | None = None
@@ -573,6 +578,8 @@ class BgReplaceBatchOperator(BaseOperator):
         """Record jobs that ended: the results downloaded and stored IO_THREADS at a time, then
         each row written to the manifest, then the ledger told (in that order, as for one job)."""
         cases = [(self._by_id[entry["id"]], entry, job, error) for entry, job, error in ended]
+        if cases:
+            hook.client  # noqa: B018 - built here: the connection is read through the supervisor, once
 
         def fetch(case: tuple[BatchItem, dict[str, Any], JobStatus | None, str | None]) -> Any:
             item, _, job, _ = case

@@ -36,8 +36,9 @@ class BgReplaceBatchTrigger(BaseTrigger):
     """Polls ``jobs`` (``[{"id", "endpoint", "job_id"}]``) and fires with every job that has ended.
 
     Event: ``{"finished": [{"id", "endpoint", "job_id", "job": JobStatus | None, "error": str | None}],
-    "timeout": bool, "started_epoch": float, "fired_epoch": float}`` (the two times let the operator
-    measure its own resume). With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
+    "timeout": bool, "started_epoch": float, "fired_epoch": float, "read_round_s": float}`` (when it
+    began and fired, and how far apart its reads of a job were: the operator measures its own
+    resume). With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
 
     :param min_finished: fire once this many jobs have ended (or every job, if fewer).
     :param poll_first: read only the oldest this many jobs not seen ending (``jobs`` are in
@@ -87,11 +88,11 @@ class BgReplaceBatchTrigger(BaseTrigger):
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.time()
+        interval = self.poll_interval
 
         def event(finished: list[dict[str, Any]], timeout: bool = False) -> TriggerEvent:
-            return TriggerEvent(
-                {"finished": finished, "timeout": timeout, "started_epoch": started, "fired_epoch": time.time()}
-            )
+            times = {"started_epoch": started, "fired_epoch": time.time(), "read_round_s": interval}
+            return TriggerEvent({"finished": finished, "timeout": timeout, **times})
 
         if not self.jobs:
             await asyncio.sleep(self.wake_after_s or self.poll_interval)
