@@ -178,7 +178,7 @@ class BgReplaceBatchOperator(BaseOperator):
         self.parallel_io = max(1, parallel_io)
         self._by_id: Mapping[str, BatchItem] = {}
         self._writer: OutputManifestWriter | None = None
-        self._recorded_outcomes: dict[str, str] | None = None
+        self._recorded_rows: dict[str, OutputRow] | None = None
         self._gap_began: float | None = None
         self._pool: ThreadPoolExecutor | None = None
 
@@ -292,15 +292,22 @@ class BgReplaceBatchOperator(BaseOperator):
             )
         return self._advance(context, state, items)
 
-    def _recorded(self, context: Any) -> dict[str, str]:
-        """Job id -> outcome of the rows already in the manifest (read once, only after a crash)."""
-        if self._recorded_outcomes is None:
-            self._recorded_outcomes = {
-                row.job_id: "timeout" if (row.error or "").startswith("timeout:") else row.status.value
-                for row in read_output_manifest(self._manifest(context), missing_ok=True)
-                if row.job_id
+    def _recorded(self, context: Any) -> dict[str, OutputRow]:
+        """Job id -> the row already in the manifest (read once, only after a crash)."""
+        if self._recorded_rows is None:
+            self._recorded_rows = {
+                row.job_id: row for row in read_output_manifest(self._manifest(context), missing_ok=True) if row.job_id
             }
-        return self._recorded_outcomes
+        return self._recorded_rows
+
+    def _count_recorded(self, state: BatchState, row: OutputRow) -> None:
+        """Count a row an earlier try wrote, and give the ledger its outcome: that try may have died
+        between writing the row and telling the ledger."""
+        status = "timeout" if (row.error or "").startswith("timeout:") else row.status.value
+        state.counts[status] = state.counts.get(status, 0) + 1
+        succeeded = row.status is OutcomeStatus.succeeded
+        if succeeded or not (row.error or "").startswith("download:"):  # a failed download: the job did succeed
+            finish_quietly(self._ledger, self.vendor, row.job_id, succeeded=succeeded, output_uri=row.output_uri)
 
     def _skip_recorded(self, context: Any, state: BatchState) -> None:
         """A try killed in ``execute_complete`` may have written results it never saved as done:
@@ -311,8 +318,7 @@ class BgReplaceBatchOperator(BaseOperator):
         kept = [entry for entry in state.in_flight if entry["job_id"] not in recorded]
         for entry in state.in_flight:
             if entry["job_id"] in recorded:
-                status = recorded[entry["job_id"]]
-                state.counts[status] = state.counts.get(status, 0) + 1
+                self._count_recorded(state, recorded[entry["job_id"]])
         if len(kept) < len(state.in_flight):
             self.log.info(
                 "%s batch: %d results already written by an earlier try", self.vendor, len(state.in_flight) - len(kept)
@@ -530,7 +536,7 @@ class BgReplaceBatchOperator(BaseOperator):
         if submission.reattached:
             self.log.info("%s item %s: reattached to job %s (%s)", self.vendor, item.id, job.job_id, submission.message)
             if (done := self._recorded(context).get(job.job_id)) is not None:  # its row is written already
-                state.counts[done] = state.counts.get(done, 0) + 1
+                self._count_recorded(state, done)
                 return
         entry = {"id": item.id, "endpoint": job.endpoint, "job_id": job.job_id}
         if job.initial_state.is_terminal:  # the local engine finishes inside submit

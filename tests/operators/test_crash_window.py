@@ -288,6 +288,7 @@ def test_a_batch_killed_while_delivering_results_does_not_write_them_twice(crash
     stats = crash.stats()
     assert stats["submits_accepted"] == 3 and stats["duplicate_submits"] == 0
     assert stats["file_downloads"] - downloads_before == 3 - len(written)  # nor fetched again
+    assert {entry.state for entry in crash.ledger.entries()} == {LedgerState.succeeded}
 
 
 def test_mapped_operators_keep_the_retries_that_reattach() -> None:
