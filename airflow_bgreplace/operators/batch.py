@@ -64,6 +64,9 @@ STATE_KEY = "bgreplace_batch"
 IO_THREADS = 8
 #: Most jobs kept waiting in a queueing vendor's queue beyond those running.
 MAX_QUEUED = 500
+#: The resume gap assumed before the first is measured (trigger event to the window full again):
+#: 8-14 s under a real scheduler on a small machine (bench/RESULTS.md, "real scheduler").
+FIRST_RESUME_GAP_S = 10.0
 
 
 class BatchItem(BaseModel):
@@ -214,10 +217,19 @@ class BgReplaceBatchOperator(BaseOperator):
         limit = self.vendor_concurrency()
         if not self.queues():
             return limit
-        depth = limit
-        if state is not None and state.job_s and state.resume_gap_s is not None:
-            depth = max(limit, min(MAX_QUEUED, math.ceil(2 * limit / state.job_s * state.resume_gap_s)))
-        return limit + depth
+        job_s, gap_s = self._typical_job_s(), FIRST_RESUME_GAP_S
+        if state is not None:
+            job_s = state.job_s or job_s
+            gap_s = FIRST_RESUME_GAP_S if state.resume_gap_s is None else state.resume_gap_s
+        depth = limit if not job_s else math.ceil(2 * limit / job_s * gap_s)
+        return limit + max(limit, min(MAX_QUEUED, depth))
+
+    def _typical_job_s(self) -> float | None:
+        """The vendor's typical job time (``vendors/assumptions.py``) until the batch has measured it."""
+        assumed = BY_VENDOR.get(self.vendor)
+        if assumed is None or not assumed.typical_latency_s:
+            return None
+        return max(assumed.typical_latency_s.values())
 
     def _poll_interval(self) -> float:
         if self.poll_interval:
@@ -411,9 +423,19 @@ class BgReplaceBatchOperator(BaseOperator):
             if time.time() >= state.deadline_epoch:
                 self._time_out(context, hook, state, items)
                 return self._finish(context, state, items)
-            if self.deferrable:
+            if self.deferrable and not self._tail_in_worker(state, items):
                 self._defer(context, state, items)
             self._poll_in_worker(context, hook, state, items)
+
+    def _tail_in_worker(self, state: BatchState, items: Sequence[BatchItem]) -> bool:
+        """The last jobs of a queueing vendor, all running, end within about a job's time: waiting
+        for them here holds the worker that long, while a deferral ends the batch a whole resume
+        (the scheduler's latency) after the last end. Longer jobs are waited for in the triggerer."""
+        if not self.queues() or self._more_to_submit(state, items) or not state.in_flight:
+            return False
+        if len(state.in_flight) > self.vendor_concurrency() or state.job_s is None or state.resume_gap_s is None:
+            return False
+        return state.job_s <= state.resume_gap_s
 
     def _defer(self, context: Any, state: BatchState, items: Sequence[BatchItem]) -> None:
         now = time.time()
@@ -428,8 +450,9 @@ class BgReplaceBatchOperator(BaseOperator):
         if self.queues():
             limit = self.vendor_concurrency()
             queued = max(0, len(state.in_flight) - limit)
-            # With nothing left to submit, an earlier resume would only deliver results sooner.
-            min_finished = max(1, queued // 2) if self._more_to_submit(state, items) else len(state.in_flight)
+            # With nothing left to submit: resume once only running jobs are left (see _tail_in_worker).
+            more = self._more_to_submit(state, items)
+            min_finished = max(1, queued // 2 if more else queued or len(state.in_flight))
             poll_first = limit + max(1, limit // 4)
         self.defer(
             trigger=BgReplaceBatchTrigger(

@@ -4,13 +4,14 @@ and deliveries, items refused with 429 in a concurrent round submitted later, ex
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from airflow_bgreplace.operators.batch import BgReplaceBatchOperator
+from airflow_bgreplace.operators.batch import FIRST_RESUME_GAP_S, BgReplaceBatchOperator
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
 from airflow_bgreplace.vendors.assumptions import FAL
 from tests.airflow_support import airflow_db  # noqa: F401 - fixture
@@ -59,7 +60,8 @@ def test_a_slow_resume_gets_a_deeper_queue_and_every_item_once(
     operator = BgReplaceBatchOperator(
         task_id="paced", vendor="fal", items=_items(photos), output_base=str(tmp_path / "out"), poll_interval=0.1
     )
-    assert operator.window() == 2 * FAL.concurrency  # nothing measured yet: the limit and as many queued
+    # Nothing measured yet: the limit, and a queue for an assumed 10 s resume of 6 s jobs.
+    assert operator.window() == FAL.concurrency + math.ceil(2 * FAL.concurrency / 6.0 * FIRST_RESUME_GAP_S)
 
     # One second between each trigger event and the resume stands in for a busy scheduler.
     driven = drive(operator, with_state_store=True, resume_delay_s=1.0)
@@ -69,7 +71,7 @@ def test_a_slow_resume_gets_a_deeper_queue_and_every_item_once(
     assert stats["vendors"]["fal"]["submits_accepted"] == 30 and stats["vendors"]["fal"]["duplicate_submits"] == 0
     # 0.4 s jobs on 2 slots, 1 s resumes: four jobs at the vendor would leave it idle most of each
     # resume; the measured pace asks for a deeper queue, and fewer resumes than one per two jobs.
-    assert _peak_in_flight(stats["jobs"]) > 2 * FAL.concurrency
+    assert _peak_in_flight(stats["jobs"]) > operator.window()
     assert driven.deferrals < 15
     outputs = sorted(path.stem for path in (tmp_path / "out").glob("sku-*"))
     assert outputs == [photo.stem for photo in photos]
