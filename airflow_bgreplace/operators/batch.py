@@ -209,20 +209,27 @@ class BgReplaceBatchOperator(BaseOperator):
 
     def window(self, state: BatchState | None = None) -> int:
         """Jobs kept at the vendor. Vendors that reject extra jobs (FASHN, ImagePipeline) get
-        exactly their limit. Vendors that queue them (fal, Runflow) also get a queue: at first as
-        many again, then two resume gaps' worth of jobs at the vendor's measured pace; the trigger
-        fires when half of it has drained, the other half keeps the vendor busy meanwhile."""
+        exactly their limit. Vendors that queue them (fal, Runflow) also get a queue of three
+        resumes' worth of jobs (:meth:`resume_jobs`): one resume's have ended by the time the
+        window is refilled (they count as in flight until delivered), the trigger fires when about
+        one resume's still wait, and those keep the vendor busy while the task resumes."""
         if _optional_number(self.max_in_flight):
             return int(float(self.max_in_flight))  # type: ignore[arg-type]
         limit = self.vendor_concurrency()
         if not self.queues():
             return limit
+        resume_jobs = self.resume_jobs(state)
+        depth = limit if resume_jobs is None else math.ceil(3 * resume_jobs)
+        return limit + max(limit, min(MAX_QUEUED, depth))
+
+    def resume_jobs(self, state: BatchState | None) -> float | None:
+        """Jobs the vendor ends during one resume of the task: its pace (concurrency / job time)
+        times the resume gap, as measured, else the typical job time and FIRST_RESUME_GAP_S."""
         job_s, gap_s = self._typical_job_s(), FIRST_RESUME_GAP_S
         if state is not None:
             job_s = state.job_s or job_s
             gap_s = FIRST_RESUME_GAP_S if state.resume_gap_s is None else state.resume_gap_s
-        depth = limit if not job_s else math.ceil(2 * limit / job_s * gap_s)
-        return limit + max(limit, min(MAX_QUEUED, depth))
+        return None if not job_s else self.vendor_concurrency() / job_s * gap_s
 
     def _typical_job_s(self) -> float | None:
         """The vendor's typical job time (``vendors/assumptions.py``) until the batch has measured it."""
@@ -446,7 +453,7 @@ class BgReplaceBatchOperator(BaseOperator):
             self._gap_began = None
         state.deferred_epoch = now
         self._save_state(context, state)
-        min_finished, poll_first = 1, None
+        min_finished, poll_first, fire_below_queued = 1, None, None
         if self.queues():
             limit = self.vendor_concurrency()
             queued = max(0, len(state.in_flight) - limit)
@@ -454,6 +461,19 @@ class BgReplaceBatchOperator(BaseOperator):
             more = self._more_to_submit(state, items)
             min_finished = max(1, queued // 2 if more else queued or len(state.in_flight))
             poll_first = limit + max(1, limit // 4)
+            resume_jobs = self.resume_jobs(state)
+            if more and resume_jobs is not None:
+                fire_below_queued = math.ceil(1.2 * resume_jobs)  # a fifth more: the gap varies
+        self.log.info(
+            "%s batch: %d in flight (window %d), resuming after %d end or %s queued; job %s s, resume gap %s s",
+            self.vendor,
+            len(state.in_flight),
+            self.window(state),
+            min_finished,
+            fire_below_queued,
+            f"{state.job_s:.1f}" if state.job_s else "?",
+            f"{state.resume_gap_s:.1f}" if state.resume_gap_s is not None else "?",
+        )
         self.defer(
             trigger=BgReplaceBatchTrigger(
                 vendor=self.vendor,
@@ -464,6 +484,7 @@ class BgReplaceBatchOperator(BaseOperator):
                 wake_after_s=self._poll_interval() if not state.in_flight else None,
                 min_finished=min_finished,
                 poll_first=poll_first,
+                fire_below_queued=fire_below_queued,
             ),
             method_name="execute_complete",
             kwargs={"state": state.model_dump(mode="json")},

@@ -6,10 +6,12 @@ resumes the same jobs without a second submit.
 
 A vendor that rejects jobs beyond its limit has a slot idle from the moment a job ends, so the
 trigger fires on the first end (``min_finished=1``). A vendor that queues them keeps working from
-its queue while the task resumes, so the operator asks for ``min_finished`` ends at once (fewer
-resumes, each costing a task start) and, jobs starting in the order they were submitted, for
-reads of only the ``poll_first`` oldest jobs not seen ending: the k-th end of a FIFO queue with C
-slots is among its first C + k - 1 jobs, and the paced status reads go where jobs can end.
+its queue while the task resumes, so the trigger waits until that queue runs low: it reads the
+newest job too, whose ``queue_position`` (fal) says how many wait ahead of it, and fires once at
+most ``fire_below_queued`` wait (a vendor that reports no position: after ``min_finished`` ends).
+Jobs start in the order they were submitted, so it reads only the ``poll_first`` oldest jobs not
+seen ending: the k-th end of a FIFO queue with C slots is among its first C + k - 1 jobs, and the
+paced status reads go where jobs can end.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from airflow_bgreplace.triggers.shared import status_client, status_reads_per_s
 from airflow_bgreplace.vendors.base import AsyncVendorClient
 from airflow_bgreplace.vendors.errors import BgReplaceError, RateLimitError, TransientError
 from airflow_bgreplace.vendors.polling import PollSchedule
-from airflow_bgreplace.vendors.status import JobStatus
+from airflow_bgreplace.vendors.status import JobState, JobStatus
 
 #: Failed polls in a row after which a job is given up (its own retries come first).
 MAX_FAILED_POLLS = 5
@@ -41,6 +43,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
     resume). With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
 
     :param min_finished: fire once this many jobs have ended (or every job, if fewer).
+    :param fire_below_queued: fire once a job has ended and at most this many jobs wait in the
+        vendor's queue (read from the newest job's queue position, where the vendor reports one).
     :param poll_first: read only the oldest this many jobs not seen ending (``jobs`` are in
         submission order); default all of them.
     """
@@ -57,6 +61,7 @@ class BgReplaceBatchTrigger(BaseTrigger):
         wake_after_s: float | None = None,
         min_finished: int = 1,
         poll_first: int | None = None,
+        fire_below_queued: int | None = None,
         **_retired: Any,
     ) -> None:
         super().__init__()
@@ -69,6 +74,7 @@ class BgReplaceBatchTrigger(BaseTrigger):
         self.wake_after_s = wake_after_s
         self.min_finished = max(1, min_finished)
         self.poll_first = poll_first
+        self.fire_below_queued = fire_below_queued
 
     def serialize(self) -> tuple[str, dict[str, Any]]:
         return (
@@ -83,6 +89,7 @@ class BgReplaceBatchTrigger(BaseTrigger):
                 "wake_after_s": self.wake_after_s,
                 "min_finished": self.min_finished,
                 "poll_first": self.poll_first,
+                "fire_below_queued": self.fire_below_queued,
             },
         )
 
@@ -115,8 +122,12 @@ class BgReplaceBatchTrigger(BaseTrigger):
             ended: set[str] = set()
             while True:
                 round_started = time.monotonic()
-                polled = [job for job in self.jobs if job["job_id"] not in ended][:per_round]
+                unseen = [job for job in self.jobs if job["job_id"] not in ended]
+                polled = unseen[:per_round]
+                if self.fire_below_queued is not None and unseen and unseen[-1] not in polled:
+                    polled.append(unseen[-1])  # the newest: its queue position is the vendor's queue
                 results = await asyncio.gather(*(self._poll(client, gate, job) for job in polled))
+                queued = _waiting(results[-1]) if self.fire_below_queued is not None and results else None
                 for job, outcome in zip(polled, results, strict=True):
                     if isinstance(outcome, JobStatus):
                         failed_polls[job["job_id"]] = 0
@@ -128,7 +139,8 @@ class BgReplaceBatchTrigger(BaseTrigger):
                     if failed_polls[job["job_id"]] > MAX_FAILED_POLLS or not _transient(outcome):
                         ended.add(job["job_id"])
                         finished.append({**job, "job": None, "error": f"{type(outcome).__name__}: {outcome}"})
-                if len(finished) >= wanted:
+                low = queued is not None and self.fire_below_queued is not None and queued <= self.fire_below_queued
+                if len(finished) >= (len(self.jobs) if queued is not None else wanted) or (finished and low):
                     self.log.info("%s batch: %d of %d in-flight jobs ended", self.vendor, len(finished), len(self.jobs))
                     yield event(finished)
                     return
@@ -155,6 +167,15 @@ class BgReplaceBatchTrigger(BaseTrigger):
 def _min_round_interval(vendor: str, jobs: int) -> float:
     """Seconds one round of ``jobs`` status reads takes at the connection's pace of status reads."""
     return jobs / status_reads_per_s(vendor)
+
+
+def _waiting(outcome: JobStatus | BgReplaceError) -> int | None:
+    """Jobs waiting in the vendor's queue as the newest job sees it (itself included); None: unknown."""
+    if not isinstance(outcome, JobStatus):
+        return None
+    if outcome.state is not JobState.queued:
+        return 0  # the newest runs or ended: nothing waits
+    return None if outcome.queue_position is None else outcome.queue_position + 1
 
 
 def _transient(error: BaseException) -> bool:

@@ -61,7 +61,7 @@ def test_a_slow_resume_gets_a_deeper_queue_and_every_item_once(
         task_id="paced", vendor="fal", items=_items(photos), output_base=str(tmp_path / "out"), poll_interval=0.1
     )
     # Nothing measured yet: the limit, and a queue for an assumed 10 s resume of 6 s jobs.
-    assert operator.window() == FAL.concurrency + math.ceil(2 * FAL.concurrency / 6.0 * FIRST_RESUME_GAP_S)
+    assert operator.window() == FAL.concurrency + math.ceil(3 * FAL.concurrency / 6.0 * FIRST_RESUME_GAP_S)
 
     # One second between each trigger event and the resume stands in for a busy scheduler.
     driven = drive(operator, with_state_store=True, resume_delay_s=1.0)
@@ -140,3 +140,39 @@ def test_the_trigger_waits_for_min_finished_reading_only_the_oldest(
     # A FIFO queue of 2 slots ends its jobs oldest first: reading the 3 oldest unseen found them.
     assert [entry["id"] for entry in event["finished"]] == [job["id"] for job in jobs[: len(event["finished"])]]
     assert event["started_epoch"] <= event["fired_epoch"]
+
+
+def test_the_trigger_fires_when_the_vendor_queue_runs_low(
+    bgreplace_sandbox: Any, photos: list[Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from airflow_bgreplace.hooks.fal import FalHook
+
+    bgreplace_sandbox.configure(latency_s=0.3, latency_distribution="fixed", concurrency={"fal": 2})
+    monkeypatch.setenv("AIRFLOW_CONN_BGREPLACE_FAL_DEFAULT", sandbox_connection(bgreplace_sandbox, "fal"))
+    hook = FalHook()
+    jobs = []
+    for photo in photos[:12]:
+        job = hook.client.submit("bria/replace-background", image_url=str(photo), prompt="p")
+        jobs.append({"id": photo.stem, "endpoint": job.endpoint, "job_id": job.job_id})
+    trigger = BgReplaceBatchTrigger(
+        vendor="fal",
+        conn_id="bgreplace_fal_default",
+        jobs=jobs,
+        deadline_epoch=time.time() + 60,
+        poll_interval=0.1,
+        min_finished=len(jobs),  # not the rule here: fal reports queue positions
+        poll_first=3,
+        fire_below_queued=4,
+    )
+
+    async def first_event() -> Any:
+        async for event in trigger.run():
+            return event.payload
+        raise AssertionError("no event")
+
+    event = asyncio.run(first_event())
+
+    assert 1 <= len(event["finished"]) < len(jobs)
+    # It fired with at most 4 waiting at fal: 12 jobs minus those ended and the 2 running.
+    waiting_then = [job for job in bgreplace_sandbox.jobs("fal") if job["started_at"] is None]
+    assert len(waiting_then) <= 4
