@@ -183,6 +183,7 @@ class BgReplaceBatchOperator(BaseOperator):
         self._writer: OutputManifestWriter | None = None
         self._recorded_rows: dict[str, OutputRow] | None = None
         self._gap_began: float | None = None
+        self._vendor_queued: int | None = None
         self._pool: ThreadPoolExecutor | None = None
 
     @property
@@ -356,6 +357,8 @@ class BgReplaceBatchOperator(BaseOperator):
         items = self.load_items(validate_all=False)
         hook = self.get_hook()
         self._measure_resume(current, event)
+        queued = event.get("queued")
+        self._vendor_queued = queued if isinstance(queued, int) else None
         finished_ids = {entry["job_id"] for entry in event.get("finished", [])}
         self._record_all(
             context,
@@ -500,6 +503,12 @@ class BgReplaceBatchOperator(BaseOperator):
         """
         concurrent = self.parallel_io > 1 and self._ledger is not None and LedgerScope.from_context(context) is not None
         window = self.window(state)
+        if self._vendor_queued is not None and self.queues():
+            # The vendor's own count of waiting jobs (from the trigger), not ours: jobs that ended
+            # but are not delivered yet are still in flight here. Top its queue up to two resumes'.
+            wanted = max(self.vendor_concurrency(), min(MAX_QUEUED, math.ceil(2 * (self.resume_jobs(state) or 0))))
+            window = min(len(state.in_flight) + max(0, wanted - self._vendor_queued), window + MAX_QUEUED)
+        self._vendor_queued = None
         while len(state.in_flight) < window:
             chosen = self._next_items(state, items, hook, window - len(state.in_flight) if concurrent else 1)
             if not chosen:

@@ -38,9 +38,10 @@ class BgReplaceBatchTrigger(BaseTrigger):
     """Polls ``jobs`` (``[{"id", "endpoint", "job_id"}]``) and fires with every job that has ended.
 
     Event: ``{"finished": [{"id", "endpoint", "job_id", "job": JobStatus | None, "error": str | None}],
-    "timeout": bool, "started_epoch": float, "fired_epoch": float, "read_round_s": float}`` (when it
-    began and fired, and how far apart its reads of a job were: the operator measures its own
-    resume). With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
+    "timeout": bool, "queued": int | None, "started_epoch": float, "fired_epoch": float,
+    "read_round_s": float}``: the jobs waiting at the vendor when it fired (where known), when it
+    began and fired, and how far apart its reads of a job were (the operator measures its resume).
+    With no jobs it just sleeps ``wake_after_s`` (a rate-limited batch waits).
 
     :param min_finished: fire once this many jobs have ended (or every job, if fewer).
     :param fire_below_queued: fire once a job has ended and at most this many jobs wait in the
@@ -96,10 +97,11 @@ class BgReplaceBatchTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         started = time.time()
         interval = self.poll_interval
+        queued: int | None = None
 
         def event(finished: list[dict[str, Any]], timeout: bool = False) -> TriggerEvent:
             times = {"started_epoch": started, "fired_epoch": time.time(), "read_round_s": interval}
-            return TriggerEvent({"finished": finished, "timeout": timeout, **times})
+            return TriggerEvent({"finished": finished, "timeout": timeout, "queued": queued, **times})
 
         if not self.jobs:
             await asyncio.sleep(self.wake_after_s or self.poll_interval)

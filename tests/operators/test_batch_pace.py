@@ -11,12 +11,12 @@ from typing import Any
 
 import pytest
 
-from airflow_bgreplace.operators.batch import FIRST_RESUME_GAP_S, BgReplaceBatchOperator
+from airflow_bgreplace.operators.batch import FIRST_RESUME_GAP_S, STATE_KEY, BatchState, BgReplaceBatchOperator
 from airflow_bgreplace.triggers.batch import BgReplaceBatchTrigger
 from airflow_bgreplace.vendors.assumptions import FAL
 from tests.airflow_support import airflow_db  # noqa: F401 - fixture
 from tests.conftest import make_product_photo, sandbox_connection
-from tests.deferral_driver import drive
+from tests.deferral_driver import MemoryTaskStateStore, drive
 
 
 @pytest.fixture
@@ -64,15 +64,20 @@ def test_a_slow_resume_gets_a_deeper_queue_and_every_item_once(
     assert operator.window() == FAL.concurrency + math.ceil(3 * FAL.concurrency / 6.0 * FIRST_RESUME_GAP_S)
 
     # One second between each trigger event and the resume stands in for a busy scheduler.
-    driven = drive(operator, with_state_store=True, resume_delay_s=1.0)
+    store = MemoryTaskStateStore()
+    driven = drive(operator, context={"task_state_store": store}, resume_delay_s=1.0)
 
     assert driven.result["succeeded"] == 30
     stats = bgreplace_sandbox.stats()
     assert stats["vendors"]["fal"]["submits_accepted"] == 30 and stats["vendors"]["fal"]["duplicate_submits"] == 0
-    # 0.4 s jobs on 2 slots, 1 s resumes: four jobs at the vendor would leave it idle most of each
-    # resume; the measured pace asks for a deeper queue, and fewer resumes than one per two jobs.
-    assert _peak_in_flight(stats["jobs"]) > operator.window()
-    assert driven.deferrals < 15
+    # The batch measured the vendor (0.4 s jobs, 0.9 of them on a slot) and its own resume (the
+    # 1 s delay and more): a queue sized for them, not for the assumed 6 s jobs.
+    state = BatchState.model_validate(store.get(STATE_KEY))
+    assert state.job_s is not None and 0.3 <= state.job_s <= 0.5
+    assert state.resume_gap_s is not None and state.resume_gap_s >= 1.0
+    assert operator.window(state) > operator.window()
+    assert _peak_in_flight(stats["jobs"]) > 2 * FAL.concurrency  # jobs waited at the vendor
+    assert driven.deferrals < 15  # fewer resumes than one per two jobs
     outputs = sorted(path.stem for path in (tmp_path / "out").glob("sku-*"))
     assert outputs == [photo.stem for photo in photos]
 
