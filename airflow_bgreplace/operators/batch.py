@@ -465,7 +465,10 @@ class BgReplaceBatchOperator(BaseOperator):
             # With nothing left to submit: resume once only running jobs are left (see _tail_in_worker).
             more = self._more_to_submit(state, items)
             min_finished = max(1, queued // 2 if more else queued or len(state.in_flight))
-            poll_first = limit + max(1, limit // 4)
+            # The running jobs, and those that start and end within a read round (short jobs).
+            job_s = state.job_s or self._typical_job_s()
+            short = math.ceil(2 * limit / job_s * self._poll_interval()) if job_s else 0
+            poll_first = limit + max(1, limit // 4, short)
             resume_jobs = self.resume_jobs(state)
             if more and resume_jobs is not None:
                 fire_below_queued = math.ceil(1.2 * resume_jobs)  # a fifth more: the gap varies
