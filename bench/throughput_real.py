@@ -192,6 +192,7 @@ class PatternResult:
     worker_s_sampled: float
     worker_peak: int
     task_runs: int  # executions that held a worker (first runs and resumptions, all tries)
+    unended: int  # of those, runs closed at their try's end_date (no end event in the log table)
     task_instances: int
     tries: int
     deferrals: int
@@ -203,6 +204,15 @@ class PatternResult:
     load_after: float
     per_ti_worker_s: list[float] = field(default_factory=list)
     ti_duration_s: list[float] = field(default_factory=list)
+
+    @property
+    def runs_note(self) -> str:
+        notes = []
+        if self.tries > self.task_instances:
+            notes.append(f"{self.tries - self.task_instances} retries")
+        if self.unended:
+            notes.append(f"{self.unended} without an end event")
+        return f" ({', '.join(notes)})" if notes else ""
 
     @property
     def ideal_s(self) -> float:
@@ -218,8 +228,22 @@ class PatternResult:
         return self.slot_s_total / (self.concurrency * self.wall_s) if self.wall_s else 0.0
 
 
-def worker_intervals(stack: Any, dag_id: str, run_id: str) -> tuple[dict[tuple[str, int, int], float], int, int]:
-    """Worker seconds per (task, map index, try) from the ``log`` table; (seconds, runs, deferrals)."""
+@dataclass
+class WorkerTime:
+    held: dict[tuple[str, int, int], float]  # worker seconds per (task, map index, try)
+    runs: int  # task runs (a first run or a resumption) that held a worker
+    deferrals: int
+    unended: int  # runs with no end event in the log: closed at their try's end_date instead
+    unended_events: list[str]
+
+
+def worker_intervals(stack: Any, dag_id: str, run_id: str) -> WorkerTime:
+    """Worker seconds per (task, map index, try) from the ``log`` table.
+
+    A run ends at its try's next state event. A try that Airflow ends without one (the scheduler
+    failing a task whose heartbeat stopped, or Airflow's fast-trigger race) is closed at that try's
+    ``end_date`` (``task_instance``, or ``task_instance_history`` for earlier tries) and counted.
+    """
     rows = stack.query(
         "SELECT task_id, map_index, try_number, event, dttm FROM log WHERE dag_id = :d AND run_id = :r "
         "AND task_id IS NOT NULL ORDER BY dttm, id",
@@ -229,17 +253,34 @@ def worker_intervals(stack: Any, dag_id: str, run_id: str) -> tuple[dict[tuple[s
     open_since: dict[tuple[str, int, int], Any] = {}
     held: dict[tuple[str, int, int], float] = defaultdict(float)
     runs = deferrals = 0
+    other_events: dict[tuple[str, int, int], list[str]] = defaultdict(list)
     for task_id, map_index, try_number, event, dttm in rows:
         key = (str(task_id), int(map_index if map_index is not None else -1), int(try_number or 0))
         if event == "running":
-            open_since[key] = dttm
-            runs += 1
+            if key not in open_since:  # a repeated start request of the same run keeps the first
+                open_since[key] = dttm
+                runs += 1
         elif event in END_EVENTS and key in open_since:
             held[key] += (dttm - open_since.pop(key)).total_seconds()
             deferrals += event == "deferred"
-    if open_since:
-        raise RuntimeError(f"{dag_id}: {len(open_since)} task runs without an end event in the log table")
-    return dict(held), runs, deferrals
+        else:
+            other_events[key].append(str(event))
+    ends: dict[tuple[str, int, int], Any] = {}
+    for table in ("task_instance_history", "task_instance"):
+        for task_id, map_index, try_number, end_date in stack.query(
+            f"SELECT task_id, map_index, try_number, end_date FROM {table} WHERE dag_id = :d AND run_id = :r",
+            d=dag_id,
+            r=run_id,
+        ):
+            if end_date is not None:
+                ends[(str(task_id), int(map_index), int(try_number))] = end_date
+    described = []
+    for key, since in open_since.items():
+        end = ends.get(key)
+        if end is not None and end > since:
+            held[key] += (end - since).total_seconds()
+        described.append(f"{key}: running at {since:%H:%M:%S}, then {other_events.get(key) or 'no event'}")
+    return WorkerTime(dict(held), runs, deferrals, len(open_since), described)
 
 
 def run_pattern(
@@ -279,7 +320,10 @@ def run_pattern(
     (start, end), *_ = stack.query(
         "SELECT start_date, end_date FROM dag_run WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
     )
-    held, runs, deferrals = worker_intervals(stack, dag_id, run_id)
+    worker = worker_intervals(stack, dag_id, run_id)
+    held, runs, deferrals = worker.held, worker.runs, worker.deferrals
+    for line in worker.unended_events:
+        print(f"  [{pattern}] run without an end event: {line}", flush=True)
     stats = sandbox.stats()
     if args.diagnose:
         diagnose(stack, dag_id, run_id, start, end, stats, args.c)
@@ -308,8 +352,14 @@ def run_pattern(
         worker_s_sampled=sampler.busy_s,
         worker_peak=sampler.peak,
         task_runs=runs,
+        unended=worker.unended,
         task_instances=len(tis),
-        tries=len({key for key in held}),
+        tries=len(tis)
+        + int(
+            stack.query(
+                "SELECT count(*) FROM task_instance_history WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
+            )[0][0]
+        ),
         deferrals=deferrals,
         submits=int(counters["submits_accepted"]),
         duplicates=int(counters["duplicate_submits"]),
@@ -360,7 +410,8 @@ def table(results: list[PatternResult]) -> list[str]:
         lines.append(
             f"| {PATTERNS[r.pattern][1]} | {r.n} | {r.concurrency} | {r.mean_latency_s:.3f} | {r.ideal_s:.1f} "
             f"| {r.wall_s:.1f} | {r.ratio:.2f} | {r.vendor_busy:.2f} | {r.worker_s_log / r.n:.3f} "
-            f"| {r.worker_s_sampled / r.n:.3f} | {r.task_runs} | {r.deferrals} | {r.submits} | {r.duplicates} "
+            f"| {r.worker_s_sampled / r.n:.3f} | {r.task_runs}{r.runs_note} | {r.deferrals} | {r.submits} "
+            f"| {r.duplicates} "
             f"| {r.outputs} | {r.state} | {r.load_before:.1f}/{r.load_after:.1f} |"
         )
     return lines
