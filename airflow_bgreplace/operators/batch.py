@@ -2,22 +2,26 @@
 
 Mapping one deferrable task per image costs the scheduler a task instance per SKU, and under
 ``dag.test()`` the triggers even run one at a time (20 mapped 1-second jobs took 28 s). This
-operator keeps up to ``max_in_flight`` jobs at the vendor; one :class:`BgReplaceBatchTrigger`
-waits on all of them and fires as soon as any end; the operator downloads those results, submits
-the next items and defers again. Per-item outcomes go to a JSONL output manifest; XCom carries
-only a summary and the manifest's URI.
+operator keeps a window of jobs at the vendor; one :class:`BgReplaceBatchTrigger` waits on all
+of them; the operator downloads the results that ended, submits the next items and defers again.
+Per-item outcomes go to a JSONL output manifest; XCom carries only a summary and the manifest's URI.
 
-Pace: a vendor that queues jobs beyond its limit (fal, Runflow) is kept a queue deep enough to
-stay busy while the task resumes (the batch measures the vendor's job time and its own resume
-time), and the trigger fires once half that queue has drained rather than on the first end.
-Within a resume the submits and the result deliveries run a few at a time: one by one, their
-HTTP and ledger round trips, not the vendor, set the pace of a large window.
+Pace. A vendor that rejects jobs beyond its limit (FASHN, ImagePipeline) gets exactly its limit,
+and the trigger fires on the first end. A vendor that queues them (fal, Runflow) is kept a queue
+deep enough to stay busy while the task resumes: the batch measures the vendor's job time and its
+own resume (trigger event to window full again, 8-14 s under a real scheduler), the trigger fires
+when the vendor's queue (fal reports it) is down to one resume's worth, and the window is topped up
+to the vendor's own count of waiting jobs. The last window of short jobs is waited for in the
+worker (one final resume would cost more). Within a resume the submits and the deliveries run
+``parallel_io`` at a time: one by one, their HTTP and ledger round trips, not the vendor, set the
+pace of a large window (bench/RESULTS.md, "real scheduler + triggerer").
 
 Durability: the batch's progress (next item, in-flight job ids, money spent) is saved in the
-task state store after every round of submits, and the in-flight ids also live in the trigger's kwargs, so
-neither a triggerer restart nor a retried task submits an item twice. The moment between a submit
-and that save is covered by the submission ledger (:mod:`airflow_bgreplace.ledger`), and a try
-killed while delivering results leaves them in the manifest, where its retry finds them.
+task state store after every round of submits, and the in-flight ids also live in the trigger's
+kwargs, so neither a triggerer restart nor a retried task submits an item twice. The moments
+between a submit and that save are covered by the submission ledger
+(:mod:`airflow_bgreplace.ledger`), and a try killed while delivering results leaves them in the
+manifest, where its retry finds them.
 """
 
 from __future__ import annotations
