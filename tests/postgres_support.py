@@ -38,6 +38,24 @@ def find_postgres() -> tuple[str | None, str]:
     return None, "PostgreSQL not reachable (" + "; ".join(reasons) + ")"
 
 
+def skip_or_fail(reason: str) -> None:
+    """Skip a test whose service is missing; under ``CI=true`` a missing service is a failure."""
+    import pytest
+
+    if os.environ.get("CI") == "true":
+        pytest.fail(f"{reason}; CI must run the tests that need it")
+    pytest.skip(reason)
+
+
+def require_postgres() -> str:
+    """The reachable server's URL; skip the test without one (fail under CI=true)."""
+    url, reason = find_postgres()
+    if url is None:
+        skip_or_fail(reason)
+    assert url is not None
+    return url
+
+
 @contextmanager
 def temporary_schema(base_url: str, prefix: str = "bgreplace_test") -> Iterator[str]:
     """A URL whose tables land in a new schema (via ``search_path``), dropped afterwards."""

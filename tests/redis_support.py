@@ -11,7 +11,7 @@ import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-import pytest
+from tests.postgres_support import skip_or_fail
 
 DEFAULT_URL = "redis://127.0.0.1:6379"
 
@@ -37,9 +37,8 @@ def require_redis() -> str:
     """The server's URL; skip the test without one (fail under CI=true)."""
     url, reason = find_redis()
     if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(reason)
-        pytest.skip(reason)
+        skip_or_fail(reason)
+    assert url is not None
     return url
 
 

@@ -6,7 +6,6 @@ Submits go to the real sandbox; concurrent writers are separate processes.
 from __future__ import annotations
 
 import multiprocessing
-import os
 import random
 from collections.abc import Iterator
 from datetime import datetime, timedelta, timezone
@@ -30,18 +29,14 @@ from airflow_bgreplace.vendors.errors import InvalidInputError, RateLimitError, 
 from airflow_bgreplace.vendors.retry import RetryPolicy
 from airflow_bgreplace.vendors.status import SubmittedJob
 from tests.conftest import make_product_photo
-from tests.postgres_support import find_postgres, temporary_schema
+from tests.postgres_support import require_postgres, temporary_schema
 
 SCOPE = LedgerScope("nightly", "scheduled__2026-11-23", "process", 0, try_number=1)
 
 
 @pytest.fixture(scope="module")
 def postgres_url() -> str:
-    url, reason = find_postgres()
-    if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
-        pytest.skip(reason)
+    url = require_postgres()
     return url
 
 

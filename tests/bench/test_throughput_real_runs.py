@@ -7,25 +7,18 @@ Heavy (a whole Airflow deployment): run it alone, e.g.
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.postgres_support import find_postgres
+from tests.postgres_support import require_postgres
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def test_throughput_real_runs_tiny() -> None:
-    url, reason = find_postgres()
-    if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the real-stack bench")
-        pytest.skip(reason)
+    require_postgres()
     done = subprocess.run(
         [
             sys.executable, "bench/throughput_real.py", "--n", "4", "--concurrency", "documented",

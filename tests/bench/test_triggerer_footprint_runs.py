@@ -6,24 +6,17 @@ A real stack: PostgreSQL, ``airflow api-server``, one ``airflow triggerer`` per 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
-from tests.postgres_support import find_postgres
+from tests.postgres_support import require_postgres
 
 REPO = Path(__file__).resolve().parent.parent.parent
 
 
 def test_triggerer_footprint_runs_tiny(tmp_path: Path) -> None:
-    server, reason = find_postgres()
-    if server is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
-        pytest.skip(reason)
+    server = require_postgres()
     out = tmp_path / "footprint.json"
 
     done = subprocess.run(

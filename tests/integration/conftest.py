@@ -9,7 +9,6 @@ Without PostgreSQL they are skipped, except under ``CI=true`` where that is a fa
 from __future__ import annotations
 
 import csv
-import os
 import shutil
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
@@ -19,28 +18,17 @@ import pytest
 
 from airflow_bgreplace.sandbox.stack import AirflowStack, fresh_postgres_database
 from tests.conftest import make_product_photo
-from tests.postgres_support import find_postgres
+from tests.postgres_support import require_postgres
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "dags_examples"
 MANIFEST_HEADER = "sku,image,treatment,color,prompt,reference,vendor,output_format"
 
 
-def skip_or_fail(reason: str) -> None:
-    """Skip a test whose service is missing; under ``CI=true`` a missing service is a failure."""
-    if os.environ.get("CI") == "true":
-        pytest.fail(f"{reason}; CI must run the integration tests")
-    pytest.skip(reason)
-
-
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
     """The PostgreSQL server's URL (127.0.0.1:5432 by default, see tests/postgres_support.py)."""
-    url, reason = find_postgres()
-    if url is None:
-        skip_or_fail(reason)
-    assert url is not None
-    return url
+    return require_postgres()
 
 
 StackFactory = Callable[..., AirflowStack]

@@ -22,7 +22,7 @@ import pytest
 from airflow_bgreplace.hooks import REMOTE_HOOKS
 from airflow_bgreplace.sandbox.stack import AirflowStack, fresh_postgres_database
 from tests.conftest import make_product_photo
-from tests.integration.conftest import skip_or_fail  # postgres_url: the conftest's fixture
+from tests.postgres_support import skip_or_fail  # postgres_url: tests/integration/conftest.py's fixture
 from tests.redis_support import flushed_database, require_redis
 
 pytestmark = [pytest.mark.postgres, pytest.mark.redis, pytest.mark.slow]

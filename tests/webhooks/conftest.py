@@ -4,7 +4,6 @@ uvicorn, vendor connections pointing at the sandbox, and job submission with a c
 from __future__ import annotations
 
 import io
-import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -22,7 +21,7 @@ from airflow_bgreplace.webhooks.app import create_server_app
 from airflow_bgreplace.webhooks.store import StoredJobEvent, WebhookStore
 from tests.airflow_support import airflow_db  # noqa: F401 - fixture
 from tests.conftest import StaticServer, sandbox_connection
-from tests.postgres_support import find_postgres, temporary_schema
+from tests.postgres_support import require_postgres, temporary_schema
 
 VENDORS = ["runflow", "fashn", "fal", "imagepipeline"]
 TOKENS = {"fashn": "fashn-token-Zq8", "imagepipeline": "ip-token-Xw3"}
@@ -30,11 +29,7 @@ TOKENS = {"fashn": "fashn-token-Zq8", "imagepipeline": "ip-token-Xw3"}
 
 @pytest.fixture(scope="session")
 def postgres_url() -> str:
-    url, reason = find_postgres()
-    if url is None:
-        if os.environ.get("CI") == "true":
-            pytest.fail(f"{reason}; CI must run the PostgreSQL tests")
-        pytest.skip(reason)
+    url = require_postgres()
     return url
 
 
