@@ -126,6 +126,20 @@ def write_items(path: Path, n: int, image_base: str) -> None:
             out.write(json.dumps(item) + "\n")
 
 
+# -- machine CPU --------------------------------------------------------------------------------------
+def machine_cpu_s() -> float:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: all but idle, iowait).
+
+    Every process of the deployment counts (task processes, scheduler, api-server, triggerer,
+    sandbox, this script): on a CPU-bound machine, the deployment's CPU per image is what sets the
+    wall time, whatever the worker slots.
+    """
+    with open("/proc/stat") as stat:
+        fields = [int(value) for value in stat.readline().split()[1:]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (fields + [0] * 8)[:8]
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
 # -- worker slots, sampled -----------------------------------------------------------------------------
 class WorkerSampler:
     """Busy LocalExecutor workers (children of the scheduler whose title names a workload), sampled.
@@ -202,6 +216,7 @@ class PatternResult:
     outputs: int
     load_before: float
     load_after: float
+    cpu_s: float  # machine CPU seconds over the run (all processes)
     per_ti_worker_s: list[float] = field(default_factory=list)
     ti_duration_s: list[float] = field(default_factory=list)
 
@@ -289,6 +304,7 @@ def run_pattern(
     dag_id, _ = PATTERNS[pattern]
     sandbox.reset()
     load_before = os.getloadavg()[0]
+    cpu_before = machine_cpu_s()
     profiler = None
     if args.profile:
         Path(args.profile).mkdir(parents=True, exist_ok=True)
@@ -314,6 +330,7 @@ def run_pattern(
 
         state = stack.wait_for_run(dag_id, run_id, args.timeout, poll_s=2.0, on_poll=progress)
         time.sleep(1.0)  # the last worker writes its final state before it frees the slot
+    cpu_s = machine_cpu_s() - cpu_before
     if profiler is not None:
         profiler.send_signal(signal.SIGINT)  # py-spy writes its file on SIGINT
         profiler.wait(timeout=60)
@@ -367,6 +384,7 @@ def run_pattern(
         outputs=outputs,
         load_before=load_before,
         load_after=os.getloadavg()[0],
+        cpu_s=cpu_s,
         per_ti_worker_s=list(held.values()),
         ti_duration_s=durations,
     )
@@ -403,8 +421,8 @@ def table(results: list[PatternResult]) -> list[str]:
     lines = [
         "| pattern | N | C | mean latency s | ideal s | wall s | ideal/wall | vendor slots busy | worker-slot s "
         "per image (log) | (sampled) | task runs | deferrals | submits | duplicate submits | outputs | state "
-        "| load 1-min before/after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| machine CPU-s per image | load 1-min before/after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in results:
         lines.append(
@@ -412,7 +430,7 @@ def table(results: list[PatternResult]) -> list[str]:
             f"| {r.wall_s:.1f} | {r.ratio:.2f} | {r.vendor_busy:.2f} | {r.worker_s_log / r.n:.3f} "
             f"| {r.worker_s_sampled / r.n:.3f} | {r.task_runs}{r.runs_note} | {r.deferrals} | {r.submits} "
             f"| {r.duplicates} "
-            f"| {r.outputs} | {r.state} | {r.load_before:.1f}/{r.load_after:.1f} |"
+            f"| {r.outputs} | {r.state} | {r.cpu_s / r.n:.3f} | {r.load_before:.1f}/{r.load_after:.1f} |"
         )
     return lines
 
@@ -486,6 +504,9 @@ def main() -> int:
                 env={
                     "AIRFLOW__BGREPLACE__OUTPUT_BASE": f"file://{home}/outputs/operators",
                     "AIRFLOW__LOGGING__LOGGING_LEVEL": args.log_level,
+                    # The deployment docs/reliability.md recommends: without it Airflow 3.3's
+                    # fast-trigger race fails tries of short deferrals (apache/airflow#67287).
+                    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
                 },
             )
             with stack:
@@ -530,7 +551,11 @@ def main() -> int:
         f"- Vendor: fal (sandbox), C = {args.c} ({'documented, fal.md §9' if args.c == documented else 'set'}); "
         "jobs beyond C wait `IN_QUEUE` (never 429), no submit or status limit: C is the only limit. "
         f"Latency {args.distribution} (spread {args.spread:g}), mean {args.latency_mean:g} s; LocalExecutor "
-        f"parallelism {parallelism}; one stack for the patterns run, the sandbox reset between them.",
+        f"parallelism {parallelism}; one stack for the patterns run, the sandbox reset between them; "
+        "`AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL=1` as docs/reliability.md recommends.",
+        "- Machine CPU-s per image: the whole machine's busy CPU seconds over the run (`/proc/stat`: "
+        "every process of the deployment, the sandbox and this script) / N. When it times N exceeds "
+        "cores x ideal, the run is CPU-bound here and its wall time is set by CPU, not by the vendor.",
         "- ideal = N x realised mean latency / C. The sandbox's fal spends 10% of a job's latency `IN_QUEUE` "
         "without a slot, so a saturated fal ends jobs at C / (0.9 x mean) and ideal/wall can pass 1; "
         "'vendor slots busy' = slot-seconds of all jobs / (C x wall) is the strict share of the limit.",

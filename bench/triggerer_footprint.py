@@ -254,7 +254,8 @@ def describe(process: Any) -> str:
         cmdline = " ".join(process.cmdline())
     except Exception:  # gone, or a zombie
         return f"pid {process.pid}"
-    if "serve-logs" in cmdline or "serve_logs" in cmdline:
+    # The flag `--skip-serve-logs` on the triggerer (and its forked runner) is not the log server.
+    if "serve-logs" in cmdline.replace("--skip-serve-logs", "") or "serve_logs" in cmdline:
         return "log server"
     return f"{process.name()} {process.pid}"
 

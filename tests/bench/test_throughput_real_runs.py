@@ -36,4 +36,5 @@ def test_throughput_real_runs_tiny() -> None:
         cells = [cell.strip() for cell in row.strip("|").split("|")]
         # N, submits, duplicate submits, outputs
         assert cells[1] == "4" and cells[12] == "4" and cells[13] == "0" and cells[14] == "4", row
+        assert float(cells[16]) > 0, row  # the machine's CPU seconds per image were read
     assert "Worker time (c)/(a)" in done.stdout and "Check on (c)" in done.stdout
