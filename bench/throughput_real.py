@@ -444,7 +444,7 @@ def ratios(results: list[PatternResult]) -> list[str]:
             per_naive = naive.worker_s_log / naive.n
             per_other = by[other].worker_s_log / by[other].n
             lines.append(
-                f"- Worker time (c)/({other}): {per_naive / per_other:.0f}x "
+                f"- Worker time (c)/({other}): {per_naive / per_other:.3g}x "
                 f"({per_naive:.3f} vs {per_other:.3f} worker-slot s per image)"
             )
     return lines
