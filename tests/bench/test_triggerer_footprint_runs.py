@@ -44,3 +44,27 @@ def test_triggerer_footprint_runs_tiny(tmp_path: Path) -> None:
         assert row["status_calls_per_s"] > 0  # the triggers did read the vendor
         assert any(name.startswith("airflow") for name in row["per_process"])
     assert "| job | 20 | 20 |" in done.stdout  # all 20 started: no "(started)" count
+
+
+class _Process:
+    """What ``describe`` reads of a psutil process."""
+
+    def __init__(self, pid: int, cmdline: list[str]) -> None:
+        self.pid = pid
+        self._cmdline = cmdline
+
+    def cmdline(self) -> list[str]:
+        return self._cmdline
+
+    def name(self) -> str:
+        return self._cmdline[0]
+
+
+def test_skip_serve_logs_flag_is_not_taken_for_the_log_server() -> None:
+    sys.path.insert(0, str(REPO / "bench"))
+    from triggerer_footprint import describe
+
+    # The triggerer and its forked runner carry the flag; neither is the log server.
+    assert describe(_Process(11, ["airflow", "triggerer", "--skip-serve-logs"])) == "airflow 11"
+    assert describe(_Process(12, ["airflow", "serve-logs"])) == "log server"
+    assert describe(_Process(13, ["airflow", "triggerer"])) == "airflow 13"
