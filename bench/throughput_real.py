@@ -248,8 +248,11 @@ class WorkerTime:
     held: dict[tuple[str, int, int], float]  # worker seconds per (task, map index, try)
     runs: int  # task runs (a first run or a resumption) that held a worker
     deferrals: int
-    unended: int  # runs with no end event in the log: closed at their try's end_date instead
-    unended_events: list[str]
+    unended_events: list[str]  # runs with no end event in the log: closed at their try's end_date instead
+
+    @property
+    def unended(self) -> int:
+        return len(self.unended_events)
 
 
 def worker_intervals(stack: Any, dag_id: str, run_id: str) -> WorkerTime:
@@ -295,7 +298,7 @@ def worker_intervals(stack: Any, dag_id: str, run_id: str) -> WorkerTime:
         if end is not None and end > since:
             held[key] += (end - since).total_seconds()
         described.append(f"{key}: running at {since:%H:%M:%S}, then {other_events.get(key) or 'no event'}")
-    return WorkerTime(dict(held), runs, deferrals, len(open_since), described)
+    return WorkerTime(dict(held), runs, deferrals, described)
 
 
 def run_pattern(
@@ -338,7 +341,6 @@ def run_pattern(
         "SELECT start_date, end_date FROM dag_run WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
     )
     worker = worker_intervals(stack, dag_id, run_id)
-    held, runs, deferrals = worker.held, worker.runs, worker.deferrals
     for line in worker.unended_events:
         print(f"  [{pattern}] run without an end event: {line}", flush=True)
     stats = sandbox.stats()
@@ -365,10 +367,10 @@ def run_pattern(
         wall_s=(end - start).total_seconds(),
         mean_latency_s=statistics.mean(latencies) if latencies else args.latency_mean,
         slot_s_total=slot_s,
-        worker_s_log=sum(held.values()),
+        worker_s_log=sum(worker.held.values()),
         worker_s_sampled=sampler.busy_s,
         worker_peak=sampler.peak,
-        task_runs=runs,
+        task_runs=worker.runs,
         unended=worker.unended,
         task_instances=len(tis),
         tries=len(tis)
@@ -377,7 +379,7 @@ def run_pattern(
                 "SELECT count(*) FROM task_instance_history WHERE dag_id = :d AND run_id = :r", d=dag_id, r=run_id
             )[0][0]
         ),
-        deferrals=deferrals,
+        deferrals=worker.deferrals,
         submits=int(counters["submits_accepted"]),
         duplicates=int(counters["duplicate_submits"]),
         jobs_succeeded=int(counters["jobs_succeeded"]),
@@ -385,7 +387,7 @@ def run_pattern(
         load_before=load_before,
         load_after=os.getloadavg()[0],
         cpu_s=cpu_s,
-        per_ti_worker_s=list(held.values()),
+        per_ti_worker_s=list(worker.held.values()),
         ti_duration_s=durations,
     )
 

@@ -27,7 +27,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO / "bench"))
-sys.path.insert(0, str(REPO))
 from results import append_section  # noqa: E402
 
 ENDPOINT = "bria/replace-background"
@@ -52,11 +51,10 @@ async def measure(job_ids: list[str], window_s: float, top: int) -> tuple[int, l
     # in place before the first snapshot: the growth is then what each further trigger costs.
     first = asyncio.create_task(drive(warm_up))
     await asyncio.sleep(2.0)
-    triggers = measured
     gc.collect()
     tracemalloc.start(8)
     before = tracemalloc.take_snapshot()
-    tasks = [asyncio.create_task(drive(trigger)) for trigger in triggers]
+    tasks = [asyncio.create_task(drive(trigger)) for trigger in measured]
     await asyncio.sleep(window_s)
     ended = sum(task.done() for task in tasks)
     gc.collect()
@@ -91,13 +89,12 @@ def main() -> int:
     from airflow_bgreplace.sandbox.config import SandboxSettings
     from airflow_bgreplace.sandbox.fal import SAMPLE_IMAGE_URL
     from airflow_bgreplace.sandbox.server import SandboxServer
-    from tests.conftest import sandbox_connection
 
     settings = SandboxSettings.model_validate(
         {"latency_s": {"fal": 86_400.0}, "concurrency": {"fal": 1_000_000}, "seed": 1}
     )
     with SandboxServer(settings) as sandbox:
-        os.environ[f"AIRFLOW_CONN_{CONN_ID.upper()}"] = sandbox_connection(sandbox, "fal")
+        os.environ.update(sandbox.connection_env("fal", CONN_ID))
         from airflow_bgreplace.hooks import FalHook
 
         hook = FalHook()

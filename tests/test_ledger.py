@@ -36,8 +36,7 @@ SCOPE = LedgerScope("nightly", "scheduled__2026-11-23", "process", 0, try_number
 
 @pytest.fixture(scope="module")
 def postgres_url() -> str:
-    url = require_postgres()
-    return url
+    return require_postgres()
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
